@@ -1,0 +1,79 @@
+"""``edgeprune calibrate``: fill a latency table for a model on a device."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, load_model_and_space
+from edgeprune.cli.output import Output
+from edgeprune.measure.calibrate import calibrate
+from edgeprune.measure.devices import DeviceUnavailable
+from edgeprune.measure.registry import open_device
+from edgeprune.measure.settings import MeasureSettings
+from edgeprune.paths import default_table
+from edgeprune.tables.store import LatencyTable
+
+
+def calibrate_command(
+    device: str = typer.Option("local", "--device", "-d", help="'local' or a name registered with 'device add'."),
+    model: str = ModelOpt,
+    weights: Path = WeightsOpt,
+    input_shape: str = ShapeOpt,
+    runtime: str = typer.Option("onnxruntime", help="onnxruntime or litert."),
+    points: int = typer.Option(50, help="Single-layer points to measure per distinct layer signature."),
+    network_variants: int = typer.Option(10, help="Whole-network variants (dense + random widths)."),
+    threads: int = typer.Option(1, help="Runtime threads."),
+    warmup: int = typer.Option(10, help="Warm-up runs before timing."),
+    min_repeats: int = typer.Option(30, help="Minimum timed runs per point."),
+    min_duration: float = typer.Option(0.3, help="Minimum timed seconds per point."),
+    sensor: str = typer.Option("auto", help="Energy source on the local device: auto, rapl, estimate, none."),
+    table: Path = typer.Option(None, help="SQLite table (default: latency_tables/<device>.sqlite)."),
+    seed: int = typer.Option(0, help="Seed for the sampled points and variants (same seed resumes)."),
+    as_json: bool = JsonOpt,
+):
+    """Measure single layers at sampled channel widths and whole-network variants; resumable."""
+    out = Output(as_json)
+    with out.errors():
+        settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
+                                   min_duration_s=min_duration)
+        if points < 1 or network_variants < 0:
+            raise ValueError("--points must be >= 1 and --network-variants >= 0")
+        net, shape, space = load_model_and_space(model, weights, input_shape)
+        dev = open_device(device, sensor=sensor)
+        path = table or default_table(device)
+        with LatencyTable(path) as tbl, _progress(out) as bar:
+            tasks = {}
+
+            def on_point(phase: str, done: int, total: int, stored: bool) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(f"{phase:8s}", total=total)
+                bar.update(tasks[phase], completed=done)
+
+            try:
+                result = calibrate(dev, model, net, space, tbl, runtime, settings, points, network_variants,
+                                   seed, on_point)
+            except DeviceUnavailable as exc:
+                raise RuntimeError(f"{exc}. Everything measured so far is in {path}; run the same command "
+                                   "again to resume") from exc
+        summary = result.to_dict()
+        out.emit(summary)
+        _report(out, summary, shape)
+
+
+def _progress(out: Output) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=out.console, transient=False)
+
+
+def _report(out: Output, s: dict, shape) -> None:
+    energy = f"{s['energy_source']} ({s['energy_kind']})" if s["energy_source"] else "none"
+    out.print(f"[bold]calibrated[/] {s['device']} (fingerprint {s['fingerprint_id']}), "
+              f"{s['runtime']} {s['runtime_version']}, {s['threads']} thread(s), input {tuple(shape)}")
+    out.print(f"  layers:  {s['points_measured']} measured, {s['points_skipped']} already in table "
+              f"({s['signatures']} signatures)")
+    out.print(f"  network: {s['network_variants_measured']} measured, {s['network_variants_skipped']} "
+              f"already in table")
+    out.print(f"  energy:  {energy}")
+    out.print(f"  table:   {s['table']}")

@@ -1,0 +1,18 @@
+"""The ``edgeprune`` command."""
+from __future__ import annotations
+
+import typer
+
+from edgeprune.cli import agent_cmd, device_cmd
+from edgeprune.cli.calibrate_cmd import calibrate_command
+from edgeprune.cli.layers_cmd import layers_command
+
+app = typer.Typer(help="Measure CNNs on real edge devices and prune them to a measured budget.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.command("calibrate")(calibrate_command)
+app.command("layers")(layers_command)
+app.add_typer(device_cmd.app, name="device")
+app.add_typer(agent_cmd.app, name="agent")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,46 @@
+"""One place that decides how a command speaks: rich text on stderr, or exactly one JSON object on stdout."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import typer
+from rich.console import Console
+
+# Errors a user can act on: shown as one clear line (or a JSON error object), exit code 1.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, OSError)
+
+
+class Output:
+    """Human output goes to stderr; with ``--json`` stdout carries a single JSON object and nothing else."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self.console = Console(stderr=True, quiet=as_json)
+
+    def print(self, *args, **kw) -> None:
+        self.console.print(*args, **kw)
+
+    def emit(self, obj: dict) -> None:
+        if self.as_json:
+            sys.stdout.write(json.dumps(obj, default=str) + "\n")
+            sys.stdout.flush()
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn user-facing failures into a clear message and exit status 1, never a traceback."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._fail("interrupted", 130)
+        except USER_ERRORS as exc:
+            self._fail(f"{type(exc).__name__}: {exc}", 1)
+
+    def _fail(self, message: str, code: int) -> None:
+        if self.as_json:
+            self.emit({"error": message})
+        else:
+            Console(stderr=True).print(f"[bold red]error:[/] {message}")
+        raise typer.Exit(code)

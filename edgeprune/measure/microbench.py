@@ -1,0 +1,61 @@
+"""Single-layer micro-benchmark models for a layer signature at given channel counts, cached on disk."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from edgeprune.measure.export import export_model, runtime_format
+from edgeprune.models.layer_space import LayerSignature
+from edgeprune.paths import cache_dir
+
+CACHE_VERSION = "1"  # bump when the builder or exporter settings change
+
+
+def build_layer_model(sig: LayerSignature, c_in: int, c_out: int) -> tuple[nn.Module, tuple[int, ...]]:
+    """The layer (+BN +activation, as runtimes fuse them) alone, and its input shape."""
+    if c_in < 1 or c_out < 1:
+        raise ValueError(f"channel counts must be >= 1, got c_in={c_in}, c_out={c_out}")
+    torch.manual_seed(0)
+    if sig.op == "linear":
+        parts: list[nn.Module] = [nn.Linear(c_in, c_out, bias=sig.bias)]
+        shape: tuple[int, ...] = (1, c_in)
+    elif sig.op in ("conv", "dwconv"):
+        if sig.op == "dwconv" and c_in != c_out:
+            raise ValueError(f"depthwise conv needs c_in == c_out, got {c_in} and {c_out}")
+        groups = c_in if sig.op == "dwconv" else 1
+        parts = [nn.Conv2d(c_in, c_out, sig.kernel, sig.stride, sig.padding, sig.dilation, groups, sig.bias)]
+        if sig.bn:
+            parts.append(nn.BatchNorm2d(c_out))
+        shape = (1, c_in, *sig.in_hw)
+    else:
+        raise ValueError(f"unsupported op {sig.op!r} in signature {sig.key()}")
+    if sig.act == "relu":
+        parts.append(nn.ReLU())
+    elif sig.act == "relu6":
+        parts.append(nn.ReLU6())
+    return nn.Sequential(*parts).eval(), shape
+
+
+def layer_model_bytes(sig: LayerSignature, c_in: int, c_out: int, runtime: str) -> bytes:
+    """Exported single-layer model, from the on-disk cache when present."""
+    fmt = runtime_format(runtime)
+    key = hashlib.sha256(f"{CACHE_VERSION}|{torch.__version__}|{fmt}|{sig.key()}|{c_in}|{c_out}".encode())
+    path = cache_dir() / "microbench" / f"{key.hexdigest()[:24]}.{fmt}"
+    if path.is_file():
+        return path.read_bytes()
+    model, shape = build_layer_model(sig, c_in, c_out)
+    data = export_model(model, shape, runtime)
+    _atomic_write(path, data)
+    return data
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file and rename, so a killed process never leaves a truncated cache entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

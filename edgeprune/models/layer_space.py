@@ -1,0 +1,232 @@
+"""Prunable layers of a model and the channel groups that must be pruned together."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+MEASURED_TYPES = (nn.Conv2d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class LayerSignature:
+    """Everything a single-layer micro-benchmark needs except the channel counts."""
+
+    op: str  # "conv", "dwconv" or "linear"
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    in_hw: tuple[int, int] = (1, 1)
+    bias: bool = False
+    bn: bool = False
+    act: str | None = None  # "relu", "relu6" or None
+
+    def key(self) -> str:
+        """Stable text key, used in tables and caches."""
+        if self.op == "linear":
+            return f"linear|bias={int(self.bias)}|act={self.act}"
+        k, s, p, d, hw = self.kernel, self.stride, self.padding, self.dilation, self.in_hw
+        return (f"{self.op}|k={k[0]}x{k[1]}|s={s[0]}x{s[1]}|p={p[0]}x{p[1]}|d={d[0]}x{d[1]}"
+                f"|in={hw[0]}x{hw[1]}|bias={int(self.bias)}|bn={int(self.bn)}|act={self.act}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayerSignature":
+        """Inverse of ``dataclasses.asdict``."""
+        tup = {k: tuple(v) for k, v in d.items() if isinstance(v, list)}
+        return cls(**{**d, **tup})
+
+
+@dataclass
+class ChannelGroup:
+    """Channels coupled by the graph: pruning one channel removes it from every member."""
+
+    name: str
+    width: int
+    members: list[str] = field(default_factory=list)  # "module:in" / "module:out"
+    prunable: bool = True
+    reason: str | None = None
+
+
+@dataclass
+class Layer:
+    """One conv/linear layer with its dense widths and the groups its widths belong to."""
+
+    name: str
+    signature: LayerSignature
+    c_in: int
+    c_out: int
+    in_group: str | None  # None: width fixed (model input, or a non-prunable group)
+    out_group: str | None
+
+    def dims(self, widths: dict[str, int]) -> tuple[int, int]:
+        """(c_in, c_out) of this layer when the prunable groups take ``widths``."""
+        c_in = widths.get(self.in_group, self.c_in) if self.in_group else self.c_in
+        c_out = widths.get(self.out_group, self.c_out) if self.out_group else self.c_out
+        if self.signature.op == "dwconv":
+            c_in = c_out = widths.get(self.out_group, c_out) if self.out_group else c_out
+        return c_in, c_out
+
+
+@dataclass
+class LayerSpace:
+    """The layers and channel groups of one model at one input shape."""
+
+    input_shape: tuple[int, ...]
+    layers: list[Layer]
+    groups: list[ChannelGroup]
+
+    @property
+    def prunable_groups(self) -> list[ChannelGroup]:
+        return [g for g in self.groups if g.prunable]
+
+    def dense_widths(self) -> dict[str, int]:
+        """Width of every prunable group in the unpruned model."""
+        return {g.name: g.width for g in self.prunable_groups}
+
+    def signatures(self) -> dict[str, LayerSignature]:
+        """Distinct layer signatures, by key."""
+        return {layer.signature.key(): layer.signature for layer in self.layers}
+
+    def to_dict(self) -> dict:
+        return {"input_shape": list(self.input_shape),
+                "layers": [{**asdict(l), "signature_key": l.signature.key()} for l in self.layers],
+                "groups": [asdict(g) for g in self.groups]}
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _input_sizes(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, tuple[int, ...]]:
+    """Input tensor shape of every conv/linear layer, from one forward pass."""
+    sizes: dict[nn.Module, tuple[int, ...]] = {}
+
+    def record(mod, inp, out):
+        sizes.setdefault(mod, tuple(inp[0].shape))
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, MEASURED_TYPES)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sizes
+
+
+def _follow_ups(dg: tp.DependencyGraph, module: nn.Module) -> tuple[bool, str | None]:
+    """Whether a layer's output goes through BatchNorm and which activation follows (as runtimes fuse them)."""
+    bn, act = False, None
+    node = dg.module2node.get(module)
+    for _ in range(3):
+        if node is None or len(node.outputs) != 1:
+            break
+        node = node.outputs[0]
+        if isinstance(node.module, nn.modules.batchnorm._BatchNorm):
+            bn = True
+            continue
+        text = str(node.module) + str(getattr(node, "grad_fn", ""))
+        if "Relu" in text or isinstance(node.module, nn.ReLU):
+            act = "relu"
+        elif "Hardtanh" in text or isinstance(node.module, nn.ReLU6):
+            act = "relu6"
+        break
+    return bn, act
+
+
+def _group_is_consistent(group, widths_of) -> tuple[bool, str | None]:
+    """A group whose members disagree on channel count (e.g. joined by a channel pad) cannot be pruned safely."""
+    sizes = set()
+    for dep, idxs in group:
+        mod = dep.target.module
+        if isinstance(mod, MEASURED_TYPES + (nn.modules.batchnorm._BatchNorm,)):
+            width = widths_of(dep.target.module, dep.handler)
+            if width is not None and width != len(idxs):
+                return False, (f"{type(mod).__name__} has {width} channels but the coupled set has "
+                               f"{len(idxs)} (parameter-free channel padding or concat joins it)")
+            sizes.add(len(idxs))
+    return len(sizes) <= 1, None if len(sizes) <= 1 else "members disagree on width"
+
+
+def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSpace:
+    """List every conv/linear layer with its signature, widths and coupled channel groups (via torch-pruning)."""
+    model = model.eval()
+    example = torch.randn(*input_shape)
+    names = {m: n for n, m in model.named_modules()}
+    in_sizes = _input_sizes(model, example)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+
+    def widths_of(mod, handler):
+        if dg.is_out_channel_pruning_fn(handler):
+            return dg.get_out_channels(mod)
+        return dg.get_in_channels(mod)
+
+    output_layers = _output_layers(model, example, names)
+    groups: list[ChannelGroup] = []
+    member_group: dict[str, str] = {}
+    for group in dg.get_all_groups(root_module_types=MEASURED_TYPES):
+        root_dep = group[0].dep
+        root = root_dep.target.module
+        gname = f"{names[root]}:out"
+        members = []
+        for dep, _ in group:
+            if isinstance(dep.target.module, MEASURED_TYPES):
+                side = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
+                members.append(f"{names[dep.target.module]}:{side}")
+        members = sorted(set(members))
+        ok, reason = _group_is_consistent(group, widths_of)
+        if ok and any(m.split(":")[0] in output_layers and m.endswith(":out") for m in members):
+            ok, reason = False, "feeds the model output"
+        groups.append(ChannelGroup(gname, len(group[0].idxs), members, ok, reason))
+        for m in members:
+            member_group.setdefault(m, gname)
+
+    prunable = {g.name for g in groups if g.prunable}
+    layers = []
+    for mod, shape in in_sizes.items():
+        name = names[mod]
+        bn, act = _follow_ups(dg, mod)
+        if isinstance(mod, nn.Linear):
+            sig = LayerSignature("linear", bias=mod.bias is not None, act=act)
+            c_in, c_out = mod.in_features, mod.out_features
+        else:
+            depthwise = mod.groups > 1 and mod.groups == mod.in_channels == mod.out_channels
+            if mod.groups > 1 and not depthwise:
+                raise ValueError(f"layer {name}: grouped conv with groups={mod.groups} is not supported yet "
+                                 "(only dense and depthwise convs)")
+            sig = LayerSignature("dwconv" if depthwise else "conv", _pair(mod.kernel_size), _pair(mod.stride),
+                                 _pair(mod.padding), _pair(mod.dilation), (shape[2], shape[3]),
+                                 mod.bias is not None, bn, act)
+            c_in, c_out = mod.in_channels, mod.out_channels
+        in_g = member_group.get(f"{name}:in")
+        out_g = member_group.get(f"{name}:out")
+        if sig.op == "dwconv":
+            in_g = out_g = out_g or in_g
+        layers.append(Layer(name, sig, c_in, c_out,
+                            in_g if in_g in prunable else None, out_g if out_g in prunable else None))
+    return LayerSpace(tuple(input_shape), layers, groups)
+
+
+def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> set[str]:
+    """Layers whose output is the model's output (their out-channels are the classes: never pruned)."""
+    last: list[nn.Module] = []
+
+    def record(mod, inp, out):
+        last.append(mod)
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, MEASURED_TYPES)]
+    try:
+        with torch.no_grad():
+            out = model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    if not last:
+        return set()
+    return {names[last[-1]]} if isinstance(out, torch.Tensor) else set()

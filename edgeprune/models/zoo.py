@@ -1,0 +1,125 @@
+"""Model registry: build zoo models or user `file.py:function` specs, optionally with weights."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+from torch import nn
+
+from .demo_cnn import demo_cnn
+from .mobilenetv2 import mobilenetv2
+from .resnet_cifar import resnet20, resnet32, resnet44, resnet56
+from .weights import WeightsError, load_weights
+
+__all__ = ["MODELS", "ModelEntry", "ModelSpecError", "WeightsError", "build_model", "load_weights"]
+
+Shape = tuple[int, ...]
+
+
+class ModelSpecError(Exception):
+    """A model spec names no zoo model or no loadable `file.py:function`."""
+
+
+class ModelEntry(NamedTuple):
+    """A zoo builder and the input shape it expects by default."""
+
+    builder: Callable[..., nn.Module]
+    input_shape: Shape
+
+
+MODELS: dict[str, ModelEntry] = {
+    "resnet20": ModelEntry(resnet20, (1, 3, 32, 32)),
+    "resnet32": ModelEntry(resnet32, (1, 3, 32, 32)),
+    "resnet44": ModelEntry(resnet44, (1, 3, 32, 32)),
+    "resnet56": ModelEntry(resnet56, (1, 3, 32, 32)),
+    "mobilenetv2": ModelEntry(mobilenetv2, (1, 3, 32, 32)),
+    "demo_cnn": ModelEntry(demo_cnn, (1, 1, 8, 8)),
+    "demo_cnn32": ModelEntry(partial(demo_cnn, in_channels=3), (1, 3, 32, 32)),
+}
+
+_module_counter = itertools.count()
+
+
+def _as_shape(value: object, where: str) -> Shape:
+    """Validate an input shape as a non-empty tuple of positive ints."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ModelSpecError(f"{where}: input shape must be a sequence of ints like (1, 3, 32, 32), got {value!r}")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value):
+        raise ModelSpecError(f"{where}: input shape must contain positive ints, got {value!r}")
+    return tuple(value)
+
+
+def _is_file_spec(spec: str) -> bool:
+    """True when `spec` looks like `path/to/file.py:function`."""
+    path, sep, _ = spec.rpartition(":")
+    return bool(sep) and path.endswith(".py")
+
+
+def _import_file(path: Path) -> object:
+    """Import a Python file under a fresh, unique module name."""
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"edgeprune_user_model_{digest}_{next(_module_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelSpecError(f"cannot import {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    # User code can raise anything while importing; report it as a spec problem with the cause attached.
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelSpecError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _build_from_file(spec: str) -> tuple[nn.Module, Shape | None]:
+    """Call the function named by `file.py:function`; return (module, shape or None)."""
+    file_part, _, func_name = spec.rpartition(":")
+    path = Path(file_part).expanduser().resolve()
+    if not path.is_file():
+        raise ModelSpecError(f"model file not found: {file_part} (spec {spec!r})")
+    module = _import_file(path)
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ModelSpecError(f"{file_part} has no function {func_name!r} (spec {spec!r})")
+    result = func()
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module):
+        return result[0], _as_shape(result[1], spec)
+    if isinstance(result, nn.Module):
+        return result, None
+    raise ModelSpecError(f"{spec} must return an nn.Module or (nn.Module, input_shape), got {type(result).__name__}")
+
+
+def build_model(
+    spec: str, weights: str | Path | None = None, *, input_shape: Sequence[int] | None = None, **kwargs
+) -> tuple[nn.Module, Shape]:
+    """Build a zoo model (kwargs go to its builder) or a `file.py:function` model; return (eval model, shape)."""
+    if _is_file_spec(spec):
+        if kwargs:
+            raise ModelSpecError(f"{spec}: builder arguments {sorted(kwargs)} are only supported for zoo models")
+        model, shape = _build_from_file(spec)
+        if input_shape is not None:
+            shape = _as_shape(input_shape, spec)
+        if shape is None:
+            raise ModelSpecError(
+                f"{spec} returned only a module; return (module, input_shape) or pass input_shape=(1, C, H, W)"
+            )
+    elif spec in MODELS:
+        entry = MODELS[spec]
+        model = entry.builder(**kwargs)
+        shape = entry.input_shape if input_shape is None else _as_shape(input_shape, spec)
+    else:
+        raise ModelSpecError(
+            f"unknown model {spec!r}; available: {', '.join(MODELS)} or path/to/file.py:function"
+        )
+    if weights is not None:
+        load_weights(model, weights)
+    return model.eval(), shape

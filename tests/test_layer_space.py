@@ -1,0 +1,84 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from edgeprune.models import build_model
+from edgeprune.models.layer_space import LayerSignature, build_layer_space
+from edgeprune.measure.variants import build_variant, check_widths, random_widths
+import random
+
+
+@pytest.fixture(scope="module")
+def resnet20_space():
+    model, shape = build_model("resnet20")
+    return model, build_layer_space(model, shape)
+
+
+def test_resnet20_prunes_only_inner_widths(resnet20_space):
+    _, space = resnet20_space
+    assert len(space.layers) == 20  # 19 convs + linear
+    prunable = space.prunable_groups
+    assert len(prunable) == 9  # one inner width per BasicBlock
+    assert all(g.name.endswith("conv1:out") and g.name.startswith("layer") for g in prunable)
+    for g in prunable:
+        block = g.name.rsplit(".", 1)[0]
+        assert g.members == [f"{block}.conv1:out", f"{block}.conv2:in"]
+    # residual streams joined by option-A zero padding are detected and held fixed, with a reason
+    fixed = [g for g in space.groups if not g.prunable]
+    assert any("padding" in (g.reason or "") for g in fixed)
+    assert any(g.reason == "feeds the model output" for g in fixed)
+
+
+def test_resnet20_layer_dims_and_signatures(resnet20_space):
+    _, space = resnet20_space
+    by_name = {l.name: l for l in space.layers}
+    l = by_name["layer2.0.conv1"]
+    assert (l.c_in, l.c_out) == (16, 32)
+    assert l.signature == LayerSignature("conv", (3, 3), (2, 2), (1, 1), (1, 1), (32, 32), False, True, "relu")
+    assert by_name["layer3.2.conv2"].signature.in_hw == (8, 8)
+    assert by_name["layer3.2.conv2"].signature.act is None  # the add comes before the ReLU
+    assert by_name["linear"].signature.op == "linear"
+    assert by_name["conv1"].in_group is None and by_name["conv1"].out_group is None
+    widths = {"layer1.0.conv1:out": 5}
+    assert by_name["layer1.0.conv1"].dims(widths) == (16, 5)
+    assert by_name["layer1.0.conv2"].dims(widths) == (5, 16)
+    sig = by_name["layer1.0.conv1"].signature
+    assert LayerSignature.from_dict(__import__("dataclasses").asdict(sig)) == sig
+
+
+def test_mobilenetv2_depthwise_is_coupled():
+    model, shape = build_model("mobilenetv2")
+    space = build_layer_space(model, shape)
+    dws = [l for l in space.layers if l.signature.op == "dwconv"]
+    assert len(dws) == 17
+    for l in dws:
+        assert l.in_group == l.out_group is not None
+        assert l.dims({l.out_group: 7}) == (7, 7)
+    # residual streams inside a stage are one group spanning several blocks
+    assert max(len(g.members) for g in space.prunable_groups) >= 6
+
+
+def test_grouped_conv_is_rejected_clearly():
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.ReLU())
+    with pytest.raises(ValueError, match="grouped conv"):
+        build_layer_space(model, (1, 4, 8, 8))
+
+
+def test_variant_has_requested_widths_and_runs(resnet20_space):
+    model, space = resnet20_space
+    widths = random_widths(space, random.Random(3))
+    variant = build_variant(model, space, widths)
+    modules = dict(variant.named_modules())
+    for name, w in widths.items():
+        assert modules[name.split(":")[0]].out_channels == w
+    assert variant(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    # the original model is untouched
+    assert dict(model.named_modules())["layer1.0.conv1"].out_channels == 16
+
+
+def test_bad_widths_are_rejected(resnet20_space):
+    _, space = resnet20_space
+    with pytest.raises(ValueError, match="unknown or non-prunable"):
+        check_widths(space, {"conv1:out": 8})
+    with pytest.raises(ValueError, match="outside 1..16"):
+        check_widths(space, {"layer1.0.conv1:out": 17})
