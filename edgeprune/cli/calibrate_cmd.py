@@ -55,7 +55,7 @@ def calibrate_command(
                 result = calibrate(dev, model, net, space, tbl, runtime, settings, points, network_variants,
                                    seed, on_point)
             except DeviceUnavailable as exc:
-                raise RuntimeError(f"{exc}. Everything measured so far is in {path}; run the same command "
+                raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
                                    "again to resume") from exc
         summary = result.to_dict()
         out.emit(summary)

@@ -9,8 +9,10 @@ from typing import Iterator
 import typer
 from rich.console import Console
 
+from edgeprune.errors import EdgepruneError
+
 # Errors a user can act on: shown as one clear line (or a JSON error object), exit code 1.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (EdgepruneError, ValueError, OSError)
 
 
 class Output:
@@ -35,7 +37,7 @@ class Output:
             yield
         except KeyboardInterrupt:
             self._fail("interrupted", 130)
-        except USER_ERRORS as exc:
+        except USER_ERRORS + _agent_errors() as exc:
             self._fail(f"{type(exc).__name__}: {exc}", 1)
 
     def _fail(self, message: str, code: int) -> None:
@@ -44,3 +46,9 @@ class Output:
         else:
             Console(stderr=True).print(f"[bold red]error:[/] {message}")
         raise typer.Exit(code)
+
+
+def _agent_errors() -> tuple[type[BaseException], ...]:
+    from edgeprune_agent import AgentError
+
+    return (AgentError,)

@@ -8,6 +8,7 @@ from typing import Callable
 
 import torch.nn as nn
 
+from edgeprune.measure.devices import MeasurementRejected
 from edgeprune.measure.export import export_model
 from edgeprune.measure.microbench import layer_model_bytes
 from edgeprune.measure.sampling import plan_layer_points
@@ -68,7 +69,7 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
     info = device.info()
     versions = info.get("runtime_versions") or {}
     if not versions.get(runtime):
-        raise RuntimeError(f"device {device.name!r} has no {runtime} installed (it reports: {versions or 'none'})")
+        raise MeasurementRejected(f"device {device.name!r} has no {runtime} installed (it reports: {versions or 'none'})")
     table.record_device(device.name, info)
     fid, rversion = info["fingerprint_id"], versions[runtime]
     signatures = space.signatures()

@@ -5,14 +5,15 @@ from dataclasses import dataclass
 
 import httpx
 
+from edgeprune.errors import EdgepruneError
 from edgeprune.measure.settings import MeasureSettings
 
 
-class DeviceUnavailable(RuntimeError):
+class DeviceUnavailable(EdgepruneError):
     """The device could not be reached, or went away mid-run."""
 
 
-class MeasurementRejected(RuntimeError):
+class MeasurementRejected(EdgepruneError):
     """The device refused or failed a measurement (bad model, missing runtime, ...)."""
 
 

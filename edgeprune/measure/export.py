@@ -8,12 +8,13 @@ import warnings
 
 import torch
 import torch.nn as nn
+from edgeprune.errors import EdgepruneError
 
 FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
 ONNX_OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(EdgepruneError):
     """A model could not be exported to the runtime's format."""
 
 

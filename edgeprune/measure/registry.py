@@ -7,11 +7,12 @@ from pathlib import Path
 
 from edgeprune.measure.devices import AgentDevice, LocalDevice
 from edgeprune.paths import config_dir
+from edgeprune.errors import EdgepruneError
 
 LOCAL = "local"
 
 
-class DeviceConfigError(RuntimeError):
+class DeviceConfigError(EdgepruneError):
     """A device name, URL or token file is unusable."""
 
 

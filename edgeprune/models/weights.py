@@ -8,13 +8,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from edgeprune.errors import EdgepruneError
 
 __all__ = ["WeightsError", "load_weights", "read_state_dict"]
 
 _SHOW = 5  # how many offending keys to name in an error message
 
 
-class WeightsError(Exception):
+class WeightsError(EdgepruneError):
     """A checkpoint could not be read or does not fit the model."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from torch import nn
+from edgeprune.errors import EdgepruneError
 
 from .demo_cnn import demo_cnn
 from .mobilenetv2 import mobilenetv2
@@ -23,7 +24,7 @@ __all__ = ["MODELS", "ModelEntry", "ModelSpecError", "WeightsError", "build_mode
 Shape = tuple[int, ...]
 
 
-class ModelSpecError(Exception):
+class ModelSpecError(EdgepruneError):
     """A model spec names no zoo model or no loadable `file.py:function`."""
 
 

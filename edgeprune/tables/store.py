@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
+from edgeprune.errors import EdgepruneError
 
 SCHEMA_VERSION = 1
 
@@ -36,7 +37,7 @@ CREATE INDEX IF NOT EXISTS network_arch ON network_measurements (fingerprint_id,
 """
 
 
-class TableError(RuntimeError):
+class TableError(EdgepruneError):
     """The table file is unusable (corrupt, or written by a newer edgeprune)."""
 
 
