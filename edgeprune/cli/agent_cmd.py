@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from edgeprune.cli.output import Output
+
 app = typer.Typer(help="Run the device agent on this machine.", no_args_is_help=True)
 
 
@@ -19,5 +21,6 @@ def serve(host: str = typer.Option("127.0.0.1", help="Bind address; loopback by 
     """Serve /v1/health, /v1/info, /v1/measure and /v1/jobs until interrupted."""
     from edgeprune_agent.cli import serve as agent_serve
 
-    agent_serve(host=host, port=port, token_file=str(token_file), max_upload_mb=max_upload_mb, sensor=sensor,
-                sysfs_root=sysfs_root, estimate_watts_per_core=estimate_watts_per_core)
+    with Output(False).errors():
+        agent_serve(host=host, port=port, token_file=str(token_file), max_upload_mb=max_upload_mb,
+                    sensor=sensor, sysfs_root=sysfs_root, estimate_watts_per_core=estimate_watts_per_core)

@@ -1,7 +1,7 @@
 """Where models are measured: the local CPU in-process, or a device agent over HTTP; same result schema."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -58,12 +58,18 @@ class AgentDevice:
     url: str
     token: str
     timeout_s: float = 600.0
+    _http: httpx.Client | None = field(default=None, init=False, repr=False)
 
-    def _request(self, method: str, path: str, **kw) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}"}
+    def _client(self) -> httpx.Client:
+        """One keep-alive connection for the whole calibration run."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(self.timeout_s, connect=10.0))
+        return self._http
+
+    def _request(self, method: str, path: str, headers: dict | None = None, **kw) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
         try:
-            with httpx.Client(base_url=self.url, timeout=httpx.Timeout(self.timeout_s, connect=10.0)) as client:
-                resp = client.request(method, path, headers=headers, **kw)
+            resp = self._client().request(method, path, headers=headers, **kw)
         except httpx.HTTPError as exc:
             raise DeviceUnavailable(f"device {self.name!r} at {self.url} did not answer: {exc}") from exc
         if resp.status_code == 401:

@@ -1,0 +1,127 @@
+"""Command line: `edgeprune-agent serve|info|measure`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import stat
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ._version import __version__
+from .errors import AgentError
+from .sensors import CHOICES as SENSOR_CHOICES
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class CliError(AgentError):
+    """A user-facing error that ends the command with exit code 2."""
+
+
+def load_or_create_token(token_file: Optional[str]) -> str:
+    """Read and strip the token file; create it (random token, mode 0600) when the path does not exist."""
+    if not token_file:
+        raise CliError("--token-file is required: the agent refuses to run without a bearer token "
+                       "(name a new path and a random token is generated there)")
+    path = Path(token_file).expanduser()
+    if not path.exists():
+        token = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(token + "\n")
+        print(f"edgeprune-agent: generated a new token in {path} (mode 0600); "
+              "copy it to the host to connect", file=sys.stderr)
+        return token
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(f"edgeprune-agent: warning: {path} is readable by other users; chmod 600 it",
+              file=sys.stderr)
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise CliError(f"token file {path} is empty")
+    return token
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[str] = None,
+          max_upload_mb: float = 64, sensor: str = "auto", sysfs_root: str = "/",
+          estimate_watts_per_core: float = 10.0) -> None:
+    """Run the agent's HTTP server until interrupted."""
+    import uvicorn
+
+    from .server import create_app
+
+    token = load_or_create_token(token_file)
+    app = create_app(token, max_upload_bytes=int(max_upload_mb * 2**20), sensor_name=sensor,
+                     sysfs_root=sysfs_root, estimate_watts=estimate_watts_per_core)
+    if host not in LOOPBACK_HOSTS:
+        print(f"edgeprune-agent: listening on {host}: reachable from the network over plain HTTP; "
+              "the token guards access but is not encrypted in transit", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    """Argument parser for all subcommands."""
+    parser = argparse.ArgumentParser(prog="edgeprune-agent", description="edgeprune device agent")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="serve the measurement API")
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=8765)
+    p_serve.add_argument("--token-file", help="bearer token file; created (0600) if the path does not exist")
+    p_serve.add_argument("--max-upload-mb", type=float, default=64.0)
+    p_serve.add_argument("--sensor", choices=SENSOR_CHOICES, default="auto")
+    p_serve.add_argument("--sysfs-root", default="/")
+    p_serve.add_argument("--estimate-watts-per-core", type=float, default=10.0)
+    p_info = sub.add_parser("info", help="print this device's description as JSON")
+    p_info.add_argument("--sysfs-root", default="/")
+    p_meas = sub.add_parser("measure", help="measure a model file locally and print the result JSON")
+    p_meas.add_argument("model", type=Path)
+    p_meas.add_argument("--runtime", default="onnxruntime")
+    p_meas.add_argument("--threads", type=int, default=1)
+    p_meas.add_argument("--warmup", type=int, default=10)
+    p_meas.add_argument("--min-repeats", type=int, default=30)
+    p_meas.add_argument("--min-duration-s", type=float, default=0.5)
+    p_meas.add_argument("--max-duration-s", type=float, default=60.0)
+    p_meas.add_argument("--sensor", choices=SENSOR_CHOICES, default="auto")
+    p_meas.add_argument("--sysfs-root", default="/")
+    p_meas.add_argument("--estimate-watts-per-core", type=float, default=10.0)
+    return parser
+
+
+def _measure(args: argparse.Namespace) -> dict:
+    """Run the `measure` subcommand."""
+    from .measure import measure_model
+    from .sensors import open_sensor
+
+    sensor = open_sensor(args.sensor, args.sysfs_root, watts_per_busy_core=args.estimate_watts_per_core)
+    try:
+        return measure_model(args.model.read_bytes(), runtime=args.runtime, threads=args.threads,
+                             warmup=args.warmup, min_repeats=args.min_repeats,
+                             min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s,
+                             sensor=sensor, sysfs_root=args.sysfs_root)
+    finally:
+        if sensor is not None:
+            sensor.close()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the `edgeprune-agent` console script."""
+    from .errors import AgentError
+
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            serve(args.host, args.port, args.token_file, args.max_upload_mb, args.sensor,
+                  args.sysfs_root, args.estimate_watts_per_core)
+        elif args.command == "info":
+            from .fingerprint import device_info
+            print(json.dumps(device_info(args.sysfs_root), indent=2))
+        else:
+            print(json.dumps(_measure(args), indent=2))
+    except (CliError, AgentError, ValueError, OSError) as exc:
+        print(f"edgeprune-agent: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,91 @@
+"""Measure one model: load it, time it, read energy, and build the result dict."""
+from __future__ import annotations
+
+import hashlib
+import math
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .errors import ModelInvalid
+from .fingerprint import conditions, fingerprint_id
+from .runtimes import load_model, runtime_version
+from .sensors.base import EnergySensor
+from .timing import latency_stats, timed_runs, warm_up
+
+SCHEMA_VERSION = 1
+
+
+def validate_settings(threads: int, warmup: int, min_repeats: int, min_duration_s: float,
+                      max_duration_s: float) -> None:
+    """Raise ValueError with a clear message when a measurement setting is out of range."""
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not is_int(threads) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if not is_int(warmup) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
+    if not is_int(min_repeats) or min_repeats < 1:
+        raise ValueError(f"min_repeats must be an integer >= 1, got {min_repeats!r}")
+    for label, value in (("min_duration_s", min_duration_s), ("max_duration_s", max_duration_s)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or not math.isfinite(value):
+            raise ValueError(f"{label} must be a finite number > 0, got {value!r}")
+    if max_duration_s < min_duration_s:
+        raise ValueError(f"max_duration_s ({max_duration_s}) must be >= min_duration_s ({min_duration_s})")
+
+
+def _utc_now() -> str:
+    """Current UTC time as ISO-8601 with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _timed_with_energy(sensor: Optional[EnergySensor], timed: Callable[[], List[float]]
+                       ) -> Tuple[List[float], Optional[Dict[str, Any]]]:
+    """Run the timed loop inside the sensor window; return the samples and the per-inference energy."""
+    if sensor is None:
+        return timed(), None
+    sensor.start()
+    try:
+        samples = timed()
+    finally:
+        reading = sensor.stop()
+    energy = {"per_inference": reading.joules / len(samples) * 1000.0, "source": reading.source,
+              "kind": reading.kind, "method": reading.method, "params": dict(reading.params)}
+    return samples, energy
+
+
+def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int = 1,
+                  warmup: int = 10, min_repeats: int = 30, min_duration_s: float = 0.5,
+                  max_duration_s: float = 60.0, sensor: Optional[EnergySensor] = None,
+                  sysfs_root: str = "/") -> Dict[str, Any]:
+    """Measure latency (and energy, when `sensor` is given) of one model; returns the schema-1 result."""
+    validate_settings(threads, warmup, min_repeats, min_duration_s, max_duration_s)
+    if not model_bytes:
+        raise ModelInvalid("the model is empty (0 bytes)")
+    model_bytes = bytes(model_bytes)
+    started_at, wall_start = _utc_now(), time.perf_counter()
+    model = load_model(runtime, model_bytes, threads)
+    before = conditions(sysfs_root)
+    warm_up(model.run, warmup, max_duration_s)
+    samples, energy = _timed_with_energy(
+        sensor, lambda: timed_runs(model.run, min_repeats, min_duration_s, max_duration_s))
+    after = conditions(sysfs_root)
+    return {
+        "schema": SCHEMA_VERSION,
+        "latency_ms": latency_stats(samples),
+        "energy_mj": energy,
+        "runtime": {"name": runtime, "version": runtime_version(runtime), "threads": threads},
+        "settings": {"warmup": warmup, "min_repeats": min_repeats,
+                     "min_duration_s": float(min_duration_s), "max_duration_s": float(max_duration_s)},
+        "inputs": {name: dict(spec) for name, spec in model.inputs.items()},
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "conditions_before": before,
+        "conditions_after": after,
+        "device": {"fingerprint_id": fingerprint_id(sysfs_root), "hostname": socket.gethostname()},
+        "started_at": started_at,
+        "finished_at": _utc_now(),
+        "wall_s": time.perf_counter() - wall_start,
+    }

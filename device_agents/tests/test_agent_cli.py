@@ -1,0 +1,59 @@
+"""The edgeprune-agent command line: token handling, info, local measure."""
+import json
+import stat
+
+import pytest
+
+from agent_fixtures import conv_model  # noqa: F401 (fixtures)
+from agent_testlib import write_file
+from edgeprune_agent.cli import CliError, load_or_create_token, main
+
+
+def test_missing_token_file_is_generated_0600(tmp_path, capsys):
+    path = tmp_path / "keys" / "agent.token"
+    token = load_or_create_token(str(path))
+    assert len(token) >= 40 and path.read_text().strip() == token
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "generated a new token" in capsys.readouterr().err
+    assert load_or_create_token(str(path)) == token
+
+
+def test_existing_token_is_stripped_and_loose_mode_warned(tmp_path, capsys):
+    path = tmp_path / "t"
+    path.write_text("  s3cret-token \n")
+    path.chmod(0o644)
+    assert load_or_create_token(str(path)) == "s3cret-token"
+    assert "readable by other users" in capsys.readouterr().err
+
+
+def test_token_errors(tmp_path):
+    with pytest.raises(CliError, match="--token-file is required"):
+        load_or_create_token(None)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(CliError, match="empty"):
+        load_or_create_token(str(empty))
+
+
+def test_serve_without_token_file_exits_2(capsys):
+    assert main(["serve"]) == 2
+    assert "--token-file is required" in capsys.readouterr().err
+
+
+def test_info_prints_json(tmp_path, capsys):
+    write_file(tmp_path, "proc/cpuinfo", "model name\t: Test CPU 9000\n")
+    assert main(["info", "--sysfs-root", str(tmp_path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cpu_model"] == "Test CPU 9000" and info["available_sensors"] == ["estimate"]
+
+
+def test_measure_command(tmp_path, capsys, conv_model):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(conv_model)
+    assert main(["measure", str(model), "--warmup", "1", "--min-repeats", "5", "--min-duration-s", "0.02",
+                 "--sensor", "estimate"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["latency_ms"]["n"] >= 5 and result["energy_mj"]["kind"] == "estimate"
+    model.write_bytes(b"junk")
+    assert main(["measure", str(model)]) == 2
+    assert "could not load" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+"""The host driving a real agent process over loopback HTTP, as `--device NAME` does."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from conftest import FAST, run_cli
+from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
+from edgeprune.measure.registry import open_device
+from edgeprune.measure.settings import MeasureSettings
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """`edgeprune agent serve` in its own process on a free loopback port; yields (url, token_file, proc)."""
+    token_file = tmp_path / "agent.token"
+    token_file.write_text("s3cret-token\n")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edgeprune.cli.main", "agent", "serve", "--port", str(port),
+                             "--token-file", str(token_file), "--sensor", "estimate"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("agent did not start: " + proc.stderr.read().decode()[-2000:])
+    yield url, token_file, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def test_device_add_list_check(agent):
+    url, token_file, _ = agent
+    added = json.loads(run_cli("device", "add", "pi", "--url", url, "--token-file", token_file, "--json").stdout)
+    assert added["url"] == url
+    listed = json.loads(run_cli("device", "list", "--json").stdout)
+    assert [d["name"] for d in listed["devices"]] == ["local", "pi"]
+    checked = json.loads(run_cli("device", "check", "pi", "--json").stdout)
+    assert checked["info"]["fingerprint_id"] and "runtime_versions" in checked["info"]
+    assert any("estimate" in w for w in checked["warnings"])  # no power sensor here
+    local = json.loads(run_cli("device", "check", "--json").stdout)
+    assert local["info"]["fingerprint_id"] == checked["info"]["fingerprint_id"]  # same machine
+
+
+def test_wrong_token_is_refused(agent, tmp_path):
+    url, _, _ = agent
+    bad = tmp_path / "bad.token"
+    bad.write_text("nope")
+    run_cli("device", "add", "evil", "--url", url, "--token-file", bad)
+    with pytest.raises(MeasurementRejected, match="401"):
+        open_device("evil").info()
+
+
+def test_calibrate_through_agent_matches_local_schema(agent, tmp_path):
+    url, token_file, _ = agent
+    run_cli("device", "add", "pi", "--url", url, "--token-file", token_file)
+    common = ["--model", "demo_cnn", "--points", "3", "--network-variants", "2", *FAST, "--json"]
+    remote = json.loads(run_cli("calibrate", "--device", "pi", "--table", tmp_path / "pi.sqlite",
+                                *common).stdout)
+    local = json.loads(run_cli("calibrate", "--device", "local", "--table", tmp_path / "local.sqlite",
+                               *common).stdout)
+    assert set(remote) == set(local)
+    assert remote["points_measured"] == local["points_measured"] > 0
+    assert remote["energy_kind"] == local["energy_kind"] == "estimate"
+    rows = {}
+    for name in ("pi", "local"):
+        db = sqlite3.connect(tmp_path / f"{name}.sqlite")
+        db.row_factory = sqlite3.Row
+        rows[name] = db.execute("SELECT * FROM layer_measurements ORDER BY id").fetchone()
+    assert rows["pi"].keys() == rows["local"].keys()
+    assert rows["pi"]["device_name"] == "pi"
+    remote_result, local_result = (json.loads(rows[n]["result_json"]) for n in ("pi", "local"))
+    assert set(remote_result) - set(local_result) == {"queue_wait_s"}
+    assert set(remote_result["latency_ms"]) == set(local_result["latency_ms"])
+
+
+def test_device_disappearing_mid_run_keeps_measured_points(agent, tmp_path):
+    url, token_file, proc = agent
+    run_cli("device", "add", "pi", "--url", url, "--token-file", token_file)
+    table = tmp_path / "t.sqlite"
+    args = [sys.executable, "-m", "edgeprune.cli.main", "calibrate", "--device", "pi", "--model", "resnet20",
+            "--points", "6", "--network-variants", "0", "--table", str(table), "--warmup", "1",
+            "--min-repeats", "3", "--min-duration", "0.05", "--json"]
+    cal = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    deadline = time.time() + 120
+    count = 0
+    while count < 5 and time.time() < deadline:
+        time.sleep(0.05)
+        try:
+            count = sqlite3.connect(table).execute("SELECT COUNT(*) FROM layer_measurements").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+    proc.kill()  # the device goes away
+    out, _ = cal.communicate(timeout=120)
+    assert cal.returncode == 1
+    error = json.loads(out)["error"]
+    assert "did not answer" in error and "resume" in error
+    kept = sqlite3.connect(table).execute("SELECT COUNT(*) FROM layer_measurements").fetchone()[0]
+    assert kept >= 5
+
+
+def test_measure_rejects_garbage_through_host_client(agent):
+    url, token_file, _ = agent
+    run_cli("device", "add", "pi", "--url", url, "--token-file", token_file)
+    with pytest.raises(MeasurementRejected, match="422"):
+        open_device("pi").measure(b"not a model", "onnxruntime", MeasureSettings(min_duration_s=0.01))
+
+
+def test_unreachable_device(tmp_path):
+    token = tmp_path / "t"
+    token.write_text("x")
+    run_cli("device", "add", "gone", "--url", f"http://127.0.0.1:{_free_port()}", "--token-file", token)
+    with pytest.raises(DeviceUnavailable, match="did not answer"):
+        open_device("gone").info()
