@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch.nn as nn
@@ -40,7 +40,6 @@ class CalibrationResult:
     network_variants_skipped: int = 0
     energy_source: str | None = None
     energy_kind: str | None = None
-    errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
