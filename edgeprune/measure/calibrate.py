@@ -13,7 +13,7 @@ from edgeprune.measure.export import export_model
 from edgeprune.measure.microbench import layer_model_bytes
 from edgeprune.measure.sampling import plan_layer_points
 from edgeprune.measure.settings import MeasureSettings
-from edgeprune.measure.variants import build_variant, random_widths
+from edgeprune.measure.variants import build_variant, design_variant
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.tables.store import LatencyTable, canonical, point_key
 
@@ -50,14 +50,25 @@ def architecture_hash(space: LayerSpace) -> str:
     return hashlib.sha256(canonical(space.to_dict()).encode()).hexdigest()[:16]
 
 
-def plan_variants(space: LayerSpace, count: int, seed: int = 0) -> list[dict[str, int]]:
-    """The dense model first, then ``count - 1`` random-width variants; the same seed gives the same list."""
-    if count <= 0:
-        return []
-    variants = [space.dense_widths()]
-    for i in range(1, count):
-        variants.append(random_widths(space, random.Random(f"{seed}|variant|{i}")))
-    return variants
+def plan_variants(space: LayerSpace, count: int, seed: int = 0,
+                  dense_every: int = 10) -> list[tuple[dict[str, int], int]]:
+    """(widths, repeat) pairs: the dense model first and again every ``dense_every`` slots (repeat 1, 2, ...),
+    so the run-to-run spread of whole-network measurements is known; the rest are design variants.
+    The same seed gives the same list."""
+    dense = space.dense_widths()
+    plan: list[tuple[dict[str, int], int]] = []
+    seen = {canonical(dense)}
+    for i in range(count):
+        if i % dense_every == 0:
+            plan.append((dense, i // dense_every))
+            continue
+        for attempt in range(20):  # small models have few distinct variants: avoid measuring one twice
+            widths = design_variant(space, random.Random(f"{seed}|variant|{i}|{attempt}"))
+            if canonical(widths) not in seen:
+                break
+        seen.add(canonical(widths))
+        plan.append((widths, 0))
+    return plan
 
 
 def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, table: LatencyTable,
@@ -102,8 +113,9 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
 
     arch = architecture_hash(space)
     existing = table.existing_keys("network")
-    for i, widths in enumerate(variants):
-        key = point_key("network", *common, arch, widths)
+    for i, (widths, repeat) in enumerate(variants):
+        # Repeats of the same widths need their own key; repeat 0 keeps the plain key.
+        key = point_key("network", *common, arch, widths, *([repeat] if repeat else []))
         stored = False
         if key in existing:
             result.network_variants_skipped += 1
