@@ -30,3 +30,8 @@ def default_table(device: str) -> Path:
     """Default SQLite table for a device name."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in device)
     return tables_dir() / f"{safe}.sqlite"
+
+
+def models_dir() -> Path:
+    """Fitted cost models (``EDGEPRUNE_MODELS_DIR``, else ``./energy_models``)."""
+    return Path(os.environ.get("EDGEPRUNE_MODELS_DIR", "energy_models"))

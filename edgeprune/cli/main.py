@@ -5,12 +5,15 @@ import typer
 
 from edgeprune.cli import agent_cmd, device_cmd
 from edgeprune.cli.calibrate_cmd import calibrate_command
+from edgeprune.cli.fit_cmd import fit_command, predict_command
 from edgeprune.cli.layers_cmd import layers_command
 
 app = typer.Typer(help="Measure CNNs on real edge devices and prune them to a measured budget.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("calibrate")(calibrate_command)
 app.command("layers")(layers_command)
+app.command("fit")(fit_command)
+app.command("predict")(predict_command)
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(agent_cmd.app, name="agent")
 

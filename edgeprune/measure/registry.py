@@ -63,7 +63,24 @@ def _read_token(path: Path) -> str:
     return token
 
 
-def open_device(name: str, sensor: str = "auto") -> LocalDevice | AgentDevice:
+def add_android_device(name: str, serial: str, benchmark_binary: str | Path, cores: str = "f0",
+                       use_xnnpack: bool = False) -> dict:
+    """Register a phone reached over adb, measured with the user's TFLite benchmark_model binary."""
+    if name == LOCAL:
+        raise DeviceConfigError("'local' is reserved for this machine")
+    binary = Path(benchmark_binary).expanduser().resolve()
+    if not binary.is_file():
+        raise DeviceConfigError(f"benchmark binary {binary} does not exist (build or download TFLite's "
+                                "benchmark_model for the phone's ABI)")
+    int(cores, 16)  # a taskset mask such as f0; ValueError otherwise
+    devices = load_registry()
+    devices[name] = {"kind": "android", "serial": serial, "benchmark_binary": str(binary), "cores": cores,
+                     "use_xnnpack": use_xnnpack}
+    _save(devices)
+    return devices[name]
+
+
+def open_device(name: str, sensor: str = "auto"):
     """``local`` is this machine in-process; any other name must be registered with ``device add``."""
     if name == LOCAL:
         return LocalDevice(sensor=sensor)
@@ -73,25 +90,128 @@ def open_device(name: str, sensor: str = "auto") -> LocalDevice | AgentDevice:
         raise DeviceConfigError(f"unknown device {name!r} (registered: {known}); "
                                 f"add it with: edgeprune device add {name} --url URL --token-file PATH")
     entry = devices[name]
+    if entry.get("kind") == "android":
+        from edgeprune.measure.android import AndroidDevice
+
+        return AndroidDevice(name, entry["serial"], entry["benchmark_binary"], cores=entry.get("cores", "f0"),
+                             use_xnnpack=entry.get("use_xnnpack", False))
     return AgentDevice(name, entry["url"], _read_token(Path(entry["token_file"])))
 
 
+def _groups_path() -> Path:
+    return config_dir() / "groups.json"
+
+
+def load_groups() -> dict[str, list[str]]:
+    """Named device groups (fleets)."""
+    path = _groups_path()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DeviceConfigError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
+
+
+def add_group(name: str, members: list[str]) -> list[str]:
+    """Name a fleet; members must be registered (their hardware class is checked when calibrating)."""
+    devices = load_registry()
+    unknown = [m for m in members if m not in devices and m != LOCAL]
+    if not members or unknown:
+        raise DeviceConfigError(f"a group needs registered members; unknown: {', '.join(unknown) or 'none given'}")
+    if name in devices or name == LOCAL:
+        raise DeviceConfigError(f"{name!r} is already a device name")
+    groups = load_groups()
+    groups[name] = list(dict.fromkeys(members))
+    path = _groups_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(groups, indent=2, sort_keys=True))
+    return groups[name]
+
+
+def remove_group(name: str) -> None:
+    """Forget a group (its devices stay registered)."""
+    groups = load_groups()
+    if name not in groups:
+        raise DeviceConfigError(f"no group named {name!r}")
+    del groups[name]
+    _groups_path().write_text(json.dumps(groups, indent=2, sort_keys=True))
+
+
+def expand_devices(names: list[str]) -> list[str]:
+    """Replace group names by their members, keeping order and dropping repeats."""
+    groups = load_groups()
+    out: list[str] = []
+    for name in names:
+        out.extend(groups.get(name, [name]))
+    return list(dict.fromkeys(out))
+
+
 def measurement_warnings(info: dict) -> list[str]:
-    """Conditions in a device's info that spoil latency measurements."""
+    """Conditions in a device's info that spoil latency or energy measurements."""
+    return _clock_warnings(info) + _thermal_warnings(info.get("conditions") or {}) + _energy_warnings(info)
+
+
+def _clock_warnings(info: dict) -> list[str]:
+    """Governors that scale clocks, clocks held below their maximum, scaling GPU/memory clocks."""
     warnings = []
-    governors = {c.get("governor") for c in info.get("cpufreq") or [] if c.get("governor")}
+    cpus = info.get("cpufreq") or []
+    governors = {c.get("governor") for c in cpus if c.get("governor")}
     others = sorted(g for g in governors if g != "performance")
     if others:
         warnings.append(f"cpufreq governor is {', '.join(others)}, not 'performance': clocks change under load "
                         "and latency varies; set it with cpupower frequency-set -g performance")
     if not governors:
         warnings.append("cpufreq governor unknown (no cpufreq in sysfs, e.g. a VM): clock scaling can't be checked")
-    conditions = info.get("conditions") or {}
+    capped = [c["cpu"] for c in cpus if c.get("governor") == "performance" and c.get("cur_mhz") and c.get("max_mhz")
+              and c["cur_mhz"] < 0.9 * c["max_mhz"]]
+    if capped:
+        warnings.append(f"CPUs {capped} run below 90% of their max clock under the performance governor: "
+                        "a thermal or power cap is active")
+    devfreq = (info.get("conditions") or {}).get("devfreq") or {}
+    scaling = sorted(n for n, d in devfreq.items() if d.get("governor") not in (None, "performance", "userspace"))
+    if scaling:
+        warnings.append(f"devfreq clocks of {', '.join(scaling)} scale on demand (GPU/memory): pin them for stable "
+                        "numbers (on Jetson: sudo jetson_clocks)")
+    return warnings
+
+
+def _thermal_warnings(conditions: dict) -> list[str]:
+    """Throttling now or since boot, and hot temperatures."""
+    warnings = []
+    flags = conditions.get("throttle_flags") or {}
     if conditions.get("throttled"):
-        warnings.append("the device reports throttling (under-voltage or thermal cap): measurements will be slow")
+        now = [k for k in ("under_voltage", "arm_freq_capped", "throttled", "soft_temp_limit") if flags.get(k)]
+        warnings.append("the device reports throttling (under-voltage or thermal cap) "
+                        f"{'(' + ', '.join(now) + ') ' if now else ''}: measurements will be slow")
+    past = [k for k in flags if k.endswith("_occurred") and flags[k]]
+    if past and not conditions.get("throttled"):
+        warnings.append(f"throttling happened since boot ({', '.join(past)}): check the power supply and cooling")
+    if conditions.get("thermal_throttle_count"):
+        warnings.append(f"{conditions['thermal_throttle_count']} CPU thermal-throttle events since boot")
+    temp = conditions.get("temperature_c")
+    if temp is not None and temp >= 70:
+        warnings.append(f"the device is at {temp:.0f} C: thermal throttling is likely during long runs")
+    return warnings
+
+
+def _energy_warnings(info: dict) -> list[str]:
+    """What the energy figures from this device will and will not be."""
+    warnings = []
     sensors = [s for s in info.get("available_sensors", []) if s != "estimate"]
-    if not sensors:
-        warnings.append("no power sensor: energy figures from this device are estimates, not measurements")
+    in_use = info.get("energy_sensor") or {}
+    if not sensors or in_use.get("kind") == "estimate":
+        warnings.append("no power sensor in use: energy figures from this device are estimates, not measurements")
+    if in_use.get("under_reads_wall_power"):
+        warnings.append("energy comes from the Pi 5 PMIC rails: it under-reads wall power (no input-current channel)")
+    if str(in_use.get("board_power_from", "")).startswith("sum of rails"):
+        warnings.append("no input rail on this board: energy is the sum of the monitored rails, not board power")
+    battery = info.get("battery") or {}
+    if battery.get("charging_despite_unplug"):
+        warnings.append("'dumpsys battery unplug' only fakes the framework state: the cable still charges, so the "
+                        "battery current is not the phone's consumption; disconnect USB and use adb over Wi-Fi")
+    elif battery and battery.get("status") not in ("Discharging", "Not charging"):
+        warnings.append(f"battery is {battery.get('status')}: no energy figures until the phone runs on battery")
     return warnings
 
 

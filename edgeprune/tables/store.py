@@ -89,6 +89,17 @@ class LatencyTable:
         self._db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, datetime('now'))",
                          (info["fingerprint_id"], name, canonical(info)))
 
+    def device_info(self, fingerprint_id: str) -> dict | None:
+        """The recorded info of a device, or None."""
+        row = self._db.execute("SELECT info_json FROM devices WHERE fingerprint_id=?", (fingerprint_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def fingerprint_of(self, name: str) -> str | None:
+        """Fingerprint most recently recorded for a device name."""
+        row = self._db.execute("SELECT fingerprint_id FROM devices WHERE name=? ORDER BY recorded_at DESC LIMIT 1",
+                               (name,)).fetchone()
+        return row[0] if row else None
+
     def has(self, kind: str, key: str) -> bool:
         """Whether a point with this key is already stored."""
         return self._db.execute(f"SELECT 1 FROM {_table(kind)} WHERE point_key=?", (key,)).fetchone() is not None

@@ -1,0 +1,105 @@
+"""``edgeprune fit`` and ``edgeprune predict``: the device's cost model for a model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, load_model_and_space
+from edgeprune.cli.output import Output
+from edgeprune.costmodel import persist
+from edgeprune.costmodel.dataset import Selection
+from edgeprune.costmodel.fit import FitError, default_model_path, fit_from_table
+from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.widths import parse_widths, widths_from_checkpoint
+from edgeprune.paths import default_table
+from edgeprune.tables.store import LatencyTable
+
+DeviceOpt = typer.Option("local", "--device", "-d", help="Device name the table was calibrated on.")
+MetricOpt = typer.Option("latency", "--metric", help="latency (ms) or energy (mJ).")
+RuntimeOpt = typer.Option("onnxruntime", "--runtime")
+ThreadsOpt = typer.Option(1, "--threads")
+
+
+def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str = ShapeOpt,
+                metric: str = MetricOpt,
+                source: str = typer.Option("both", "--from", help="layers, network or both."),
+                runtime: str = RuntimeOpt, threads: int = ThreadsOpt,
+                table: Path = typer.Option(None, help="Latency table (default: latency_tables/<device>.sqlite)."),
+                out: Path = typer.Option(None, help="Output JSON (default: energy_models/...)."),
+                as_json: bool = JsonOpt):
+    """Fit the bilinear cost model from a calibrated table and report its held-out accuracy."""
+    o = Output(as_json)
+    with o.errors():
+        _, _, space = load_model_and_space(model, None, input_shape)
+        path = table or default_table(device)
+        if not Path(path).is_file():
+            raise FitError(f"no table at {path}; run: edgeprune calibrate --device {device} --model {model}")
+        with LatencyTable(path) as tbl:
+            fid = tbl.fingerprint_of(device)
+            if fid is None:
+                raise FitError(f"{path} has no measurements from device {device!r}")
+            result = fit_from_table(tbl, device, model, space, Selection(fid, runtime, threads), metric, source)
+        out_path = persist.save(result.model, result.provenance,
+                                out or default_model_path(device, model, runtime, threads, metric))
+        o.emit({"cost_model": str(out_path), "device": device, "fingerprint_id": fid, "source": source,
+                **result.report})
+        _print_fit(o, result.report, out_path, device, runtime, threads)
+
+
+def _print_fit(o: Output, r: dict, path: Path, device: str, runtime: str, threads: int) -> None:
+    layers = Table("signature", "n", "R²", "mean |err|", title=f"per-layer fits ({r['unit']}, {device}, "
+                   f"{runtime}, {threads} thread(s))")
+    for key, v in r["layer_fit"].items():
+        layers.add_row(key, str(v["n"]), "-" if v["r2"] is None else f"{v['r2']:.3f}", f"{v['mean_ape']:.1%}")
+    o.print(layers)
+    held = Table("predictor", "n", "±5 %", "±10 %", "Spearman", "median |err|",
+                 title="held-out whole-network accuracy")
+    for name, v in r["heldout"].items():
+        if "error" in v:
+            held.add_row(name, "-", "-", "-", "-", v["error"])
+        else:
+            held.add_row(name, str(v["n"]), f"{v['within_5']:.0%}", f"{v['within_10']:.0%}",
+                         f"{v['spearman']:.3f}", f"{v['median_ape']:.1%}")
+    o.print(held)
+    noise = "unknown (fewer than 2 dense repeats)" if r["noise_cv"] is None else f"{r['noise_cv']:.1%}"
+    o.print(f"measurement run-to-run CV (dense repeats): {noise}; feature spec {r['feature_spec']}")
+    o.print(f"saved {path}")
+
+
+def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str = ShapeOpt,
+                    weights: Path = typer.Option(None, "--weights", help="(Pruned) checkpoint: widths read "
+                                                 "from its tensor shapes."),
+                    widths: str = typer.Option(None, "--widths", help="group=width,... or JSON."),
+                    metric: str = MetricOpt, runtime: str = RuntimeOpt, threads: int = ThreadsOpt,
+                    cost_model: Path = typer.Option(None, "--cost-model", help="Fitted model JSON."),
+                    as_json: bool = JsonOpt):
+    """Predict a model's cost on a device from its fitted cost model."""
+    o = Output(as_json)
+    with o.errors():
+        _, _, space = load_model_and_space(model, None, input_shape)
+        path = cost_model or default_model_path(device, model, runtime, threads, metric)
+        cm, meta = persist.load(path, architecture_hash=architecture_hash(space))
+        if meta["device"]["name"] != device:
+            raise persist.CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
+        if weights is not None and widths is not None:
+            raise ValueError("give --weights or --widths, not both")
+        w = widths_from_checkpoint(space, weights) if weights else parse_widths(widths) if widths else {}
+        from edgeprune.measure.variants import check_widths
+
+        check_widths(space, w)
+        value = float(cm.predict([w])[0])
+        dense = float(cm.predict([{}])[0])
+        energy = meta["device"].get("energy_source")
+        result = {"predicted": value, "dense_predicted": dense, "ratio_to_dense": value / dense,
+                  "metric": meta["metric"], "unit": meta["unit"], "widths": {**space.dense_widths(), **w},
+                  "provenance": {"cost_model": str(path), "device": meta["device"], "runtime": meta["runtime"],
+                                 "source": meta["source"], "fitted_at": meta["fitted_at"],
+                                 "energy_source": energy}}
+        o.emit(result)
+        label = f" — energy source: {energy}" if energy else ""
+        o.print(f"predicted {meta['metric']}: [bold]{value:.4g} {meta['unit']}[/] ({value / dense:.0%} of dense "
+                f"{dense:.4g} {meta['unit']}) on {device} ({meta['device']['cpu_model']}), {meta['runtime']['name']} "
+                f"{'/'.join(meta['runtime']['versions'])}, {meta['runtime']['threads']} thread(s); cost model "
+                f"{path} fitted {meta['fitted_at']} from {meta['source']}{label}")

@@ -1,0 +1,72 @@
+"""Training data for cost models, read from latency tables."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeprune.models.layer_space import LayerSignature
+from edgeprune.tables.store import LatencyTable
+
+METRIC_COLUMNS = {"latency": "latency_median_ms", "energy": "energy_mj"}
+METRIC_UNITS = {"latency": "ms", "energy": "mJ"}
+
+
+def metric_column(metric: str) -> str:
+    """Table column holding a metric."""
+    try:
+        return METRIC_COLUMNS[metric]
+    except KeyError:
+        raise ValueError(f"metric must be one of {sorted(METRIC_COLUMNS)}, got {metric!r}") from None
+
+
+@dataclass
+class LayerSamples:
+    """Measured single-layer costs of one signature: X is (n, 2) of (c_in, c_out)."""
+
+    signature: LayerSignature
+    X: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class Selection:
+    """Which measurements belong together: one device, runtime and thread count."""
+
+    fingerprint_id: str
+    runtime: str = "onnxruntime"
+    threads: int = 1
+
+    def where(self) -> dict:
+        return {"fingerprint_id": self.fingerprint_id, "runtime": self.runtime, "threads": self.threads}
+
+
+def layer_samples(table: LatencyTable, sel: Selection, metric: str) -> dict[str, LayerSamples]:
+    """Per-signature samples; repeated points (other settings) are merged by their median."""
+    col = metric_column(metric)
+    values: dict[tuple, list[float]] = defaultdict(list)
+    sigs: dict[str, LayerSignature] = {}
+    for row in table.rows("layer", **sel.where()):
+        if row[col] is None:
+            continue
+        sigs.setdefault(row["signature_key"], LayerSignature.from_dict(json.loads(row["signature_json"])))
+        values[(row["signature_key"], row["c_in"], row["c_out"])].append(row[col])
+    out: dict[str, list] = defaultdict(list)
+    for (key, c_in, c_out), v in values.items():
+        out[key].append((c_in, c_out, float(np.median(v))))
+    return {k: LayerSamples(sigs[k], np.array([p[:2] for p in pts], dtype=float), np.array([p[2] for p in pts]))
+            for k, pts in out.items()}
+
+
+def network_samples(table: LatencyTable, sel: Selection, architecture_hash: str,
+                    metric: str) -> tuple[list[dict[str, int]], np.ndarray]:
+    """Whole-network measurements of one architecture: widths and costs, in measurement order."""
+    col = metric_column(metric)
+    widths, y = [], []
+    for row in table.rows("network", architecture_hash=architecture_hash, **sel.where()):
+        if row[col] is not None:
+            widths.append(json.loads(row["widths_json"]))
+            y.append(row[col])
+    return widths, np.array(y, dtype=float)

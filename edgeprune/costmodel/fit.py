@@ -1,0 +1,142 @@
+"""Fit a device's cost model for one architecture from its latency table, with a held-out accuracy report."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LinearRegression
+
+from edgeprune.costmodel.dataset import METRIC_UNITS, Selection, layer_samples, network_samples
+from edgeprune.costmodel.macs import network_macs
+from edgeprune.costmodel.metrics import accuracy_report
+from edgeprune.costmodel.model import CostModel
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import LayerSpace
+from edgeprune.paths import models_dir
+from edgeprune.tables.store import LatencyTable
+
+HELDOUT_EVERY = 3  # every third non-dense variant is held out
+
+
+class FitError(EdgepruneError):
+    """The table lacks what a fit needs."""
+
+
+class FlopsCostModel:
+    """The FLOPs baseline: cost = scale·MACs + offset, fitted on the same whole-network data."""
+
+    def fit(self, space: LayerSpace, widths: list[dict[str, int]], y) -> "FlopsCostModel":
+        self.space_ = space
+        self.reg_ = LinearRegression().fit(self._macs(widths), y)
+        return self
+
+    def _macs(self, widths):
+        return np.array([[network_macs(self.space_, w)] for w in widths], dtype=float)
+
+    def predict(self, widths):
+        return self.reg_.predict(self._macs(widths))
+
+
+@dataclass
+class FitResult:
+    model: CostModel
+    provenance: dict
+    report: dict
+
+
+def _split(space: LayerSpace, widths: list[dict], y: np.ndarray):
+    """Dense repeats (noise floor), training variants and held-out variants."""
+    dense = space.dense_widths()
+    is_dense = np.array([w == dense for w in widths])
+    others = np.flatnonzero(~is_dense)
+    heldout = others[np.arange(len(others)) % HELDOUT_EVERY == HELDOUT_EVERY - 1]
+    train = np.setdiff1d(np.arange(len(y)), heldout)
+    return is_dense, train, heldout
+
+
+def _noise_cv(y_dense: np.ndarray) -> float | None:
+    return float(np.std(y_dense, ddof=1) / np.mean(y_dense)) if len(y_dense) >= 2 else None
+
+
+def _table_digest(table: LatencyTable, sel: Selection, arch: str) -> str:
+    """Hash of the rows a fit used, so a model records exactly which measurements it came from."""
+    h = hashlib.sha256()
+    for kind, extra in (("layer", {}), ("network", {"architecture_hash": arch})):
+        for key in sorted(r["point_key"] for r in table.rows(kind, **sel.where(), **extra)):
+            h.update(key.encode())
+    return h.hexdigest()[:16]
+
+
+def fit_from_table(table: LatencyTable, device: str, model_name: str, space: LayerSpace, sel: Selection,
+                   metric: str = "latency", source: str = "both") -> FitResult:
+    """Held-out comparison of every predictor, then the requested one refitted on all variants."""
+    arch = architecture_hash(space)
+    layers = layer_samples(table, sel, metric)
+    widths, y = network_samples(table, sel, arch, metric)
+    if not layers and not len(y):
+        raise FitError(f"{table.path} has no {metric} measurements of {model_name!r} on fingerprint "
+                       f"{sel.fingerprint_id} with {sel.runtime}, {sel.threads} thread(s); run edgeprune calibrate")
+    is_dense, train, heldout = _split(space, widths, y)
+    report: dict = {"metric": metric, "unit": METRIC_UNITS[metric], "noise_cv": _noise_cv(y[is_dense]),
+                    "dense_repeats": int(is_dense.sum()), "network_variants": int(len(y)),
+                    "train_variants": int(len(train)), "heldout": {}}
+    W = lambda idx: [widths[i] for i in idx]  # noqa: E731
+    if len(heldout) >= 3:
+        candidates = {"bilinear_layers": lambda: CostModel("layers").fit(space, layers, W(train), y[train]),
+                      "bilinear_network": lambda: CostModel("network").fit(space, layers, W(train), y[train]),
+                      "bilinear_both": lambda: CostModel("both").fit(space, layers, W(train), y[train]),
+                      "flops": lambda: FlopsCostModel().fit(space, W(train), y[train])}
+        for name, make in candidates.items():
+            try:
+                report["heldout"][name] = accuracy_report(y[heldout], make().predict(W(heldout)))
+            except ValueError as exc:  # e.g. no layer tables: that predictor cannot be evaluated
+                report["heldout"][name] = {"error": str(exc)}
+    model = CostModel(source).fit(space, layers, widths, y)
+    report["feature_spec"] = model.spec_.to_dict()
+    report["spec_selection"] = model.spec_report_
+    report["layer_fit"] = _layer_fit_report(model, layers)
+    prov = _provenance(table, device, model_name, space, sel, metric, arch)
+    prov["fit"] = {**{k: v for k, v in report.items() if k != "layer_fit"},
+                   "note": "heldout figures come from models fitted without those variants; the saved model "
+                           "is then refitted on all of them"}
+    return FitResult(model, prov, report)
+
+
+def _layer_fit_report(model: CostModel, layers: dict) -> dict:
+    out = {}
+    for key, m in model.layer_models_.items():
+        s = layers[key]
+        ape = np.abs(m.predict(s.X) - s.y) / s.y
+        ss_res, ss_tot = float(np.sum((m.predict(s.X) - s.y) ** 2)), float(np.sum((s.y - s.y.mean()) ** 2))
+        out[key] = {"n": int(len(s.y)), "r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
+                    "mean_ape": float(ape.mean())}
+    return out
+
+
+def _provenance(table: LatencyTable, device: str, model_name: str, space: LayerSpace, sel: Selection,
+                metric: str, arch: str) -> dict:
+    info = table.device_info(sel.fingerprint_id) or {}
+    versions = sorted({r["runtime_version"] for r in table.rows("network", **sel.where())}
+                      | {r["runtime_version"] for r in table.rows("layer", **sel.where())})
+    return {"metric": metric, "unit": METRIC_UNITS[metric],
+            "device": {"name": device, "fingerprint_id": sel.fingerprint_id, "cpu_model": info.get("cpu_model"),
+                       "energy_source": _energy_source(table, sel) if metric == "energy" else None},
+            "runtime": {"name": sel.runtime, "versions": versions, "threads": sel.threads},
+            "model": {"name": model_name, "architecture_hash": arch, "input_shape": list(space.input_shape)},
+            "table": {"path": str(table.path), "rows_digest": _table_digest(table, sel, arch)},
+            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _energy_source(table: LatencyTable, sel: Selection) -> str | None:
+    kinds = {(r["energy_source"], r["energy_kind"]) for r in table.rows("layer", **sel.where())}
+    return ", ".join(f"{s} ({k})" for s, k in sorted(kinds, key=str) if s) or None
+
+
+def default_model_path(device: str, model_name: str, runtime: str, threads: int, metric: str) -> Path:
+    """energy_models/<device>-<model>-<runtime>-t<threads>-<metric>.json"""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{device}-{model_name}")
+    return models_dir() / f"{safe}-{runtime}-t{threads}-{metric}.json"

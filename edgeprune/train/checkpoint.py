@@ -1,0 +1,90 @@
+"""Training checkpoints: atomic writes, weights_only-loadable contents, RNG state capture and restore."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeprune.errors import EdgepruneError
+
+__all__ = ["CHECKPOINT_NAME", "CheckpointError", "load_checkpoint", "restore_rng", "rng_state", "save_checkpoint"]
+
+CHECKPOINT_NAME = "last.pt"
+
+
+class CheckpointError(EdgepruneError):
+    """A training checkpoint is unreadable, incomplete or from a different run."""
+
+
+def rng_state() -> dict:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and plain containers."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict) -> None:
+    """Put back RNG states captured by `rng_state`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: dict, directory: str | Path) -> Path:
+    """Write `state` to directory/last.pt atomically (temp file, fsync, os.replace); return the path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / CHECKPOINT_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".last-", suffix=".pt.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+_REQUIRED = ("model", "optimizer", "scheduler", "epoch", "history", "rng", "config")
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint with weights_only=True; any problem is a CheckpointError naming the file."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or holds non-tensor objects: {exc}; "
+                              "move it away or pass resume=False to start over") from exc
+    # torch.load raises many unrelated types on damaged files (RuntimeError, EOFError, struct.error, ...).
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+                              "move it away or pass resume=False to start over") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds {type(state).__name__}, not a training checkpoint dict")
+    missing = [k for k in _REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a fine_tune checkpoint (missing {', '.join(missing)})")
+    return state

@@ -1,0 +1,192 @@
+"""fine_tune / train_from_scratch: SGD + cosine schedule, per-epoch atomic checkpoints, exact resume, optional KD."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from edgeprune.data import DataBundle
+
+from . import distributed
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from .distill import kd_loss
+from .evaluate import TrainError, evaluate
+from .schedule import CosineWarmup
+
+__all__ = ["TrainResult", "fine_tune", "train_from_scratch"]
+
+
+@dataclass
+class TrainResult:
+    """The trained model (same object, trained in place), per-epoch history and final validation metrics."""
+
+    model: nn.Module
+    # One dict per epoch: epoch, lr (at the epoch's first step), train_loss, train_accuracy, val_accuracy,
+    # val_loss, seconds.
+    history: list[dict]
+    final: dict
+    epochs: int
+    resumed_from: int | None = None
+    checkpoint: Path | None = None
+    device: str = "cpu"
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+
+def _steps_per_epoch(loader, max_steps: int | None) -> int:
+    """Optimizer steps per epoch: the loader length, capped by max_steps."""
+    try:
+        n = len(loader)
+    except TypeError:
+        if max_steps is None:
+            raise TrainError("the training loader has no length; pass max_steps_per_epoch") from None
+        return max_steps
+    if n == 0:
+        raise TrainError("the training loader yields no batches")
+    return n if max_steps is None else min(n, max_steps)
+
+
+def _check_args(epochs: int, lr: float, kd_alpha: float, kd_temperature: float, max_steps: int | None) -> None:
+    """Reject arguments that would make training meaningless."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise TrainError(f"epochs must be a positive integer, got {epochs!r}")
+    if not lr > 0:
+        raise TrainError(f"lr must be > 0, got {lr!r}")
+    if not 0.0 <= kd_alpha <= 1.0 or not kd_temperature > 0:
+        raise TrainError(f"kd_alpha must be in [0, 1] and kd_temperature > 0, got {kd_alpha}, {kd_temperature}")
+    if max_steps is not None and max_steps < 1:
+        raise TrainError(f"max_steps_per_epoch must be >= 1, got {max_steps}")
+
+
+def _resume(path: Path, config: dict, model: nn.Module, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """Load a checkpoint into model/optimizer/scheduler/RNGs; return (completed epochs, history)."""
+    state = load_checkpoint(path)
+    diffs = [f"{k}: checkpoint {state['config'].get(k)!r} vs now {v!r}"
+             for k, v in config.items() if state["config"].get(k) != v]
+    if diffs:
+        raise CheckpointError(f"checkpoint {path} belongs to a run with other settings ({'; '.join(diffs)}); "
+                              "use another checkpoint_dir or resume=False")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {exc}") from exc
+    return int(state["epoch"]), list(state["history"])
+
+
+def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teacher, kd: tuple[float, float]) -> dict:
+    """One epoch of SGD steps; return mean loss and accuracy over the examples seen."""
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
+    for step, batch in enumerate(loader):
+        if step >= steps:
+            break
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        logits = model(x)
+        if teacher is not None:
+            with torch.no_grad():
+                target_logits = teacher(x)
+            loss = kd_loss(logits, target_logits, y, temperature=kd[0], alpha=kd[1])
+        else:
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach().double() * y.shape[0]
+        correct += (logits.detach().argmax(1) == y).sum()
+        n += y.shape[0]
+    mean_loss = float(loss_sum) / max(n, 1)
+    if n == 0 or not torch.isfinite(torch.tensor(mean_loss)):
+        raise TrainError(f"training loss is {mean_loss} (diverged or no batches); lower lr or check the data "
+                         "(the last completed epoch's checkpoint, if any, is kept)")
+    return {"train_loss": mean_loss, "train_accuracy": int(correct) / n}
+
+
+def fine_tune(
+    model: nn.Module,
+    data: DataBundle,
+    epochs: int,
+    lr: float = 0.01,
+    *,
+    momentum: float = 0.9,
+    nesterov: bool = True,
+    weight_decay: float = 5e-4,
+    warmup_epochs: float = 0.0,
+    min_lr: float = 0.0,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    teacher: nn.Module | None = None,
+    kd_temperature: float = 4.0,
+    kd_alpha: float = 0.5,
+    max_steps_per_epoch: int | None = None,
+    progress: Callable[[dict], None] | None = None,
+    device: str | torch.device = "auto",
+    seed: int | None = 0,
+) -> TrainResult:
+    """Train `model` in place (left in eval mode) for `epochs` epochs, validating after each; resumable."""
+    _check_args(epochs, lr, kd_alpha, kd_temperature, max_steps_per_epoch)
+    started = time.perf_counter()
+    ctx = distributed.setup(device)
+    model.to(ctx.device)
+    if teacher is not None:
+        teacher.to(ctx.device).eval()
+    loader = distributed.distributed_loader(data.train, seed or 0, ctx.device) if ctx.active else data.train
+    steps = _steps_per_epoch(loader, max_steps_per_epoch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+                                weight_decay=weight_decay)
+    warmup = round(warmup_epochs * steps)
+    scheduler = LambdaLR(optimizer, CosineWarmup(epochs * steps, warmup, min_lr / lr))
+    config = {"epochs": epochs, "lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
+              "warmup_epochs": warmup_epochs, "min_lr": min_lr, "steps_per_epoch": steps, "world_size": ctx.world_size,
+              "distill": teacher is not None, "kd_temperature": kd_temperature, "kd_alpha": kd_alpha}
+    path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    start, history, resumed_from = 0, [], None
+    if path is not None and resume and path.exists():
+        start, history = _resume(path, config, model, optimizer, scheduler)
+        resumed_from = start
+    elif seed is not None:
+        torch.manual_seed(seed)
+    net = distributed.wrap(model, ctx)
+    for epoch in range(start, epochs):
+        tick = time.perf_counter()
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        epoch_lr = optimizer.param_groups[0]["lr"]
+        record = {"epoch": epoch + 1, "lr": epoch_lr,
+                  **_train_epoch(net, loader, optimizer, scheduler, steps, ctx.device, teacher,
+                                 (kd_temperature, kd_alpha))}
+        distributed.sync_buffers(model, ctx)
+        val = evaluate(model, data.val, ctx.device)
+        record.update(val_accuracy=val["accuracy"], val_loss=val["loss"], seconds=time.perf_counter() - tick)
+        history.append(record)
+        if path is not None and ctx.is_main:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                             "rng": rng_state(), "config": config}, path.parent)
+        distributed.barrier(ctx)
+        if progress is not None and ctx.is_main:
+            progress(dict(record))
+    if start < epochs:
+        final = {"accuracy": history[-1]["val_accuracy"], "loss": history[-1]["val_loss"], "n": val["n"]}
+    else:
+        final = evaluate(model, data.val, ctx.device)
+    model.eval()
+    return TrainResult(model=model, history=history, final=final, epochs=len(history), resumed_from=resumed_from,
+                       checkpoint=path, device=str(ctx.device), seconds=time.perf_counter() - started, config=config)
+
+
+def train_from_scratch(model: nn.Module, data: DataBundle, epochs: int, lr: float = 0.1, **kwargs) -> TrainResult:
+    """fine_tune with a from-scratch learning rate (default 0.1)."""
+    return fine_tune(model, data, epochs, lr, **kwargs)
