@@ -46,6 +46,7 @@ class FitResult:
     model: CostModel
     provenance: dict
     report: dict
+    heldout_rows: list  # per held-out variant: widths, measured, and each predictor's prediction
 
 
 def _split(space: LayerSpace, widths: list[dict], y: np.ndarray):
@@ -85,6 +86,7 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
                     "dense_repeats": int(is_dense.sum()), "network_variants": int(len(y)),
                     "train_variants": int(len(train)), "heldout": {}}
     W = lambda idx: [widths[i] for i in idx]  # noqa: E731
+    rows = [{"widths": widths[i], "measured": float(y[i])} for i in heldout]
     if len(heldout) >= 3:
         candidates = {"bilinear_layers": lambda: CostModel("layers").fit(space, layers, W(train), y[train]),
                       "bilinear_network": lambda: CostModel("network").fit(space, layers, W(train), y[train]),
@@ -92,7 +94,10 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
                       "flops": lambda: FlopsCostModel().fit(space, W(train), y[train])}
         for name, make in candidates.items():
             try:
-                report["heldout"][name] = accuracy_report(y[heldout], make().predict(W(heldout)))
+                pred = make().predict(W(heldout))
+                report["heldout"][name] = accuracy_report(y[heldout], pred)
+                for row, p in zip(rows, pred):
+                    row[name] = float(p)
             except ValueError as exc:  # e.g. no layer tables: that predictor cannot be evaluated
                 report["heldout"][name] = {"error": str(exc)}
     model = CostModel(source).fit(space, layers, widths, y)
@@ -103,7 +108,7 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
     prov["fit"] = {**{k: v for k, v in report.items() if k != "layer_fit"},
                    "note": "heldout figures come from models fitted without those variants; the saved model "
                            "is then refitted on all of them"}
-    return FitResult(model, prov, report)
+    return FitResult(model, prov, report, rows)
 
 
 def _layer_fit_report(model: CostModel, layers: dict) -> dict:
