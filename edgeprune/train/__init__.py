@@ -3,7 +3,7 @@
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .distill import kd_loss
 from .evaluate import TrainError, evaluate
-from .fine_tune import TrainResult, fine_tune, train_from_scratch
+from .trainer import TrainResult, fine_tune, train_from_scratch
 from .schedule import CosineWarmup
 
 __all__ = [
