@@ -11,6 +11,7 @@ from edgeprune.models.layer_space import LayerSpace
 
 SOURCES = ("layers", "network", "both")
 ALPHAS = np.logspace(-6, 3, 19)
+FLOOR_FRACTION = 0.25
 
 
 class CostModel(BaseEstimator):
@@ -52,6 +53,7 @@ class CostModel(BaseEstimator):
 
     def _fit_network(self, widths: list[dict[str, int]], y: np.ndarray) -> None:
         self.scale_, self.offset_, self.correction_, self.prior_scale_ = 1.0, 0.0, None, None
+        self.floor_ = FLOOR_FRACTION * float(y.min()) if len(y) else 0.0
         if self.source == "layers":
             if len(y):
                 self.offset_ = float(np.median(y - self._layer_sum(widths)))
@@ -95,9 +97,13 @@ class CostModel(BaseEstimator):
         """Predicted network cost for each width dict (missing groups stay dense)."""
         widths_list = [{**self.dense_widths_, **w} for w in widths_list]
         if self.correction_ is None:
-            return self._layer_sum(widths_list) * self.scale_ + self.offset_
-        phi = self._signature_features(widths_list)
-        if self.source == "both":
-            prior = self._layer_sum(widths_list)[:, None]
-            phi = np.hstack([prior * self.prior_scale_, phi])
-        return phi @ np.asarray(self.correction_["coef"]) + self.correction_["intercept"]
+            raw = self._layer_sum(widths_list) * self.scale_ + self.offset_
+        else:
+            phi = self._signature_features(widths_list)
+            if self.source == "both":
+                prior = self._layer_sum(widths_list)[:, None]
+                phi = np.hstack([prior * self.prior_scale_, phi])
+            raw = phi @ np.asarray(self.correction_["coef"]) + self.correction_["intercept"]
+        # A linear fit can extrapolate below zero far outside the measured widths; never predict less than
+        # a fraction of the cheapest network that was measured.
+        return np.maximum(raw, self.floor_)

@@ -34,7 +34,7 @@ def to_json_dict(model: CostModel, provenance: dict) -> dict:
         "layers": [{**asdict(layer), "signature_key": key} for _, key, layer in model.layers_],
         "layer_models": {k: m.to_dict() for k, m in sorted(model.layer_models_.items())},
         "network": {"scale": model.scale_, "offset": model.offset_, "correction": model.correction_,
-                    "prior_scale": model.prior_scale_},
+                    "prior_scale": model.prior_scale_, "floor": model.floor_},
     }
 
 
@@ -54,6 +54,7 @@ def from_json_dict(d: dict) -> CostModel:
     net = d["network"]
     model.scale_, model.offset_, model.prior_scale_ = net["scale"], net["offset"], net["prior_scale"]
     model.correction_ = net["correction"]
+    model.floor_ = float(net.get("floor", 0.0))
     return model
 
 

@@ -1,0 +1,1 @@
+"""Structured pruning to a measured-model cost budget."""

@@ -1,0 +1,175 @@
+"""ECC: energy-constrained pruning by ADMM against a differentiable cost model (after Yang et al., CVPR'19)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from edgeprune.costmodel.model import CostModel
+from edgeprune.costmodel.torch_cost import differentiable_cost
+from edgeprune.models.layer_space import LayerSpace
+from edgeprune.prune.channel_slices import channel_norms, group_slices
+from edgeprune.prune.result import PruneResult
+
+
+@dataclass
+class EccSettings:
+    """ADMM schedule: ``iters`` rounds of ``steps`` SGD steps, then projection, width and dual updates."""
+
+    iters: int = 40
+    steps: int = 20
+    lr: float = 0.01
+    rho: float = 0.05  # weight of the ADMM consistency penalty, grown each round so the selection settles
+    rho_growth: float = 1.15
+    min_width: int = 1
+    round_to: int | None = None
+    price_momentum: float = 0.8
+
+
+def _round(widths: torch.Tensor, dense: list[int], s: EccSettings) -> list[int]:
+    out = []
+    for w, d in zip(widths.tolist(), dense):
+        w = max(s.min_width, min(d, int(round(w))))
+        if s.round_to and d >= s.round_to:
+            w = min(d, max(s.round_to, s.round_to * math.ceil(w / s.round_to - 1e-9)))
+        out.append(w)
+    return out
+
+
+def _batches(loader):
+    while True:
+        yield from loader
+
+
+class _Admm:
+    """ADMM state over the parameter slices of the prunable groups."""
+
+    def __init__(self, model: nn.Module, space: LayerSpace, groups: list[str]):
+        self.slices = group_slices(model, space)
+        self.groups = groups
+        self.params = {id(p): p for sl in self.slices.values() for p, _ in sl}
+        self.U = {k: torch.zeros_like(p) for k, p in self.params.items()}
+        self.Z = {k: p.detach().clone() for k, p in self.params.items()}
+
+    def norms(self, g: str) -> torch.Tensor:
+        shifted = {k: p.detach() + self.U[k] for k, p in self.params.items()}
+        return channel_norms(self.slices[g], shifted)
+
+    def project(self, widths: list[int]) -> float:
+        """Z = W + U with each group's weakest channels zeroed; U += W − Z; returns the pruned share of W."""
+        masks = {k: torch.ones_like(p) for k, p in self.params.items()}
+        for g, w in zip(self.groups, widths):
+            keep = torch.zeros(self.slices[g][0][0].shape[self.slices[g][0][1]])
+            keep[torch.argsort(self.norms(g), descending=True)[:w]] = 1.0
+            for p, dim in self.slices[g]:
+                shape = [1] * p.dim()
+                shape[dim] = -1
+                masks[id(p)] = masks[id(p)] * keep.view(shape)
+        outside = total = 0.0
+        for k, p in self.params.items():
+            shifted = p.detach() + self.U[k]
+            self.Z[k] = shifted * masks[k]
+            self.U[k] = shifted - self.Z[k]
+            outside += float((p.detach() * (1 - masks[k])).pow(2).sum())
+            total += float(p.detach().pow(2).sum())
+        return outside / max(total, 1e-12)
+
+    def penalty(self) -> torch.Tensor:
+        return sum((p - self.Z[k] + self.U[k]).pow(2).sum() for k, p in self.params.items())
+
+
+def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget_abs: float, data,
+              settings: EccSettings = EccSettings(),
+              progress: Callable[[dict], None] | None = None) -> PruneResult:
+    """Train ``model`` in place under ADMM until the predicted cost at its real channel counts meets the budget;
+    returns the widths and the channels to keep (the weakest ones are driven to zero before removal)."""
+    groups, cost = differentiable_cost(cost_model)
+    dense = [space.dense_widths()[g] for g in groups]
+    admm = _Admm(model, space, groups)
+    widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
+    dense_cost = float(cost(torch.tensor(dense, dtype=torch.float64)))
+    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=5e-4)
+    batches = _batches(data.train)
+    history, price = [], None
+    for it in range(settings.iters):
+        rho = settings.rho * settings.rho_growth ** it
+        model.train()
+        for _ in range(settings.steps):
+            x, target = next(batches)
+            loss = F.cross_entropy(model(x), target) + rho / 2 * admm.penalty()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        # Width step: the cost model's gradient prices each group's channels; the budget multiplier y is the
+        # dual variable of the cost constraint, set so the widths it implies meet the budget.
+        widths.grad = None
+        cost(widths).backward()
+        fresh = widths.grad.detach().clamp(min=1e-12)
+        # Smoothed: the gradient of a staircase-shaped cost jumps with the widths, which made them oscillate.
+        price = fresh if price is None else settings.price_momentum * price + (1 - settings.price_momentum) * fresh
+        strengths = [_strength(admm.norms(g)) for g in groups]
+        y, real = _dual_widths(strengths, price, cost_model, groups, dense, budget_abs, settings)
+        with torch.no_grad():
+            widths.copy_(torch.tensor(real, dtype=widths.dtype))
+        real_cost = float(cost_model.predict([dict(zip(groups, real))])[0])
+        outside = admm.project(real)
+        record = {"iter": it, "loss": float(loss), "predicted_cost": real_cost, "budget": budget_abs,
+                  "dual": y, "pruned_weight_share": outside, "widths": dict(zip(groups, real))}
+        history.append(record)
+        if progress:
+            progress(record)
+        if real_cost <= budget_abs and outside < 1e-3:
+            break
+    final = _meet_budget(dict(zip(groups, real)), admm, cost_model, budget_abs, settings)
+    kept = {g: sorted(torch.argsort(channel_norms(admm.slices[g]), descending=True)[:w].tolist())
+            for g, w in final.items()}
+    return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), history)
+
+
+def _strength(norms: torch.Tensor) -> torch.Tensor:
+    """Channel strengths, strongest first, relative to the group's mean (comparable across groups)."""
+    return torch.sort(norms / norms.mean().clamp(min=1e-12), descending=True).values
+
+
+def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSettings):
+    """Smallest multiplier y whose widths (keep channels with strength ≥ y · price) meet the budget."""
+    def widths_at(y: float) -> list[int]:
+        raw = torch.tensor([float((st >= y * float(p)).sum()) for st, p in zip(strengths, price)])
+        return _round(raw, dense, s)
+
+    def fits(y: float) -> bool:
+        return float(cost_model.predict([dict(zip(groups, widths_at(y)))])[0]) <= budget
+
+    lo, hi = -30.0, 30.0  # log multiplier range; widths only shrink as y grows
+    if fits(math.exp(lo)):
+        return math.exp(lo), widths_at(math.exp(lo))
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if fits(math.exp(mid)) else (mid, hi)
+    return math.exp(hi), widths_at(math.exp(hi))
+
+
+def _meet_budget(widths: dict[str, int], admm: _Admm, cost_model: CostModel, budget: float,
+                 s: EccSettings) -> dict[str, int]:
+    """If ADMM stopped above budget, remove the channels with the best cost saving per unit of strength."""
+    step = s.round_to or 1
+    while float(cost_model.predict([widths])[0]) > budget:
+        base = float(cost_model.predict([widths])[0])
+        best, best_score = None, -1.0
+        for g, w in widths.items():
+            if w - step < max(s.min_width, 1):
+                continue
+            trial = {**widths, g: w - step}
+            saving = base - float(cost_model.predict([trial])[0])
+            n = torch.sort(channel_norms(admm.slices[g]), descending=True).values
+            score = saving / float(n[w - step:w].sum() / n.mean() + 1e-9)
+            if score > best_score:
+                best, best_score = g, score
+        if best is None:
+            break  # the floor: nothing left to remove; the caller checked feasibility beforehand
+        widths = {**widths, best: widths[best] - step}
+    return widths
