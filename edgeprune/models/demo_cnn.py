@@ -14,7 +14,7 @@ __all__ = ["DemoCNN", "demo_cnn"]
 class DemoCNN(nn.Module):
     """conv-bn-relu x2, maxpool, conv-bn-relu, global average pool, linear."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (16, 32, 32)) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: Sequence[int] = (32, 64, 128)) -> None:
         super().__init__()
         if len(widths) != 3:
             raise ValueError(f"widths needs 3 entries, got {len(widths)}")

@@ -1,0 +1,82 @@
+"""``edgeprune compress`` and ``edgeprune demo``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edgeprune.cli.common import JsonOpt, ModelOpt
+from edgeprune.cli.output import Output
+from edgeprune.compress import METHODS, CompressConfig, compress
+
+
+def compress_command(model: str = ModelOpt,
+                     weights: Path = typer.Option(None, "--weights", help="Dense checkpoint to start from."),
+                     data: str = typer.Option("digits", "--data", help="digits, npz:PATH, cifar10:DIR or "
+                                              "module:function."),
+                     device: str = typer.Option("local", "--device", "-d"),
+                     metric: str = typer.Option("latency", "--metric", help="energy or latency."),
+                     budget: str = typer.Option("0.5", "--budget", help="4.2mJ, 3ms, or a fraction of dense."),
+                     method: str = typer.Option("ecc", "--method", help="|".join(METHODS)),
+                     epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs after pruning."),
+                     out: Path = typer.Option(Path("compressed"), "--out", help="Output directory."),
+                     round_to: int = typer.Option(None, "--round-to", help="Keep widths on multiples of this."),
+                     distill: bool = typer.Option(False, "--distill", help="Fine-tune with the dense model as "
+                                                  "teacher."),
+                     data_limit: int = typer.Option(None, "--data-limit", help="Use at most N samples per split."),
+                     as_json: bool = JsonOpt):
+    """Prune a model to a measured-model energy or latency budget, fine-tune, export ONNX and measure it."""
+    o = Output(as_json)
+    with o.errors():
+        cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
+                             metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
+                             round_to=round_to, distill=distill, data_limit=data_limit)
+        summary = compress(cfg, say=o.print)
+        o.emit(summary)
+        print_summary(o, summary)
+
+
+def print_summary(o: Output, s: dict) -> None:
+    """Dense vs compressed, with where every number came from."""
+    u = s["unit"]
+    t = Table("", "dense", "compressed", "source", title=f"{s['model']} — {s['method']} at budget {s['budget']} "
+              f"({s['budget_abs']:.4g} {u} {s['metric']}) on {s['device']}")
+    t.add_row("accuracy", f"{s['dense']['accuracy']:.2%}", f"{s['compressed']['accuracy']:.2%}",
+              f"validation split of {s['data']}")
+    t.add_row("params", f"{s['dense']['params']:,}", f"{s['compressed']['params']:,}", "counted")
+    t.add_row("MACs", f"{s['dense']['macs']:,}", f"{s['compressed']['macs']:,}", "counted")
+    t.add_row(f"predicted {s['metric']}", f"{s['dense']['predicted_cost']:.4g} {u}",
+              f"{s['predicted_cost']:.4g} {u}", f"cost model {s['predicted_by']}")
+    t.add_row(f"measured {s['metric']}", f"{s['dense']['measured_cost']:.4g} {u}", f"{s['measured_cost']:.4g} {u}",
+              s["cost_source"])
+    o.print(t)
+    verdict = "within" if s["within_budget_measured"] else "[red]OVER[/]"
+    o.print(f"measured cost is {verdict} the budget; prediction error {s['prediction_error']:+.1%}; ONNX parity "
+            f"max |diff| {s['parity']['max_abs_diff']:.1e}, top-1 agreement {s['parity']['top1_agreement']:.0%}")
+    o.print(f"saved {s['artifacts']['model_dir']} (channels.json + weights.pt) and {s['artifacts']['onnx']}")
+
+
+def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4),
+                 as_json: bool = JsonOpt):
+    """The main job: train the demo CNN on digits, calibrate this CPU, fit, compress to 50 % energy, measure."""
+    from edgeprune.data import load_data
+    from edgeprune.models import build_model
+    from edgeprune.train import train_from_scratch
+
+    o = Output(as_json)
+    with o.errors():
+        o.print("training the demo CNN on scikit-learn's digits (10 epochs)")
+        data = load_data("digits")
+        net, _ = build_model("demo_cnn")
+        train_from_scratch(net, data, 10)
+        out.mkdir(parents=True, exist_ok=True)
+        import torch
+
+        torch.save(net.state_dict(), out / "dense.pt")
+        cfg = CompressConfig(model="demo_cnn", weights=str(out / "dense.pt"), data="digits", metric="energy",
+                             budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"), points=24,
+                             network_variants=30)
+        summary = compress(cfg, say=o.print)
+        o.emit(summary)
+        print_summary(o, summary)

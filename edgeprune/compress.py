@@ -1,0 +1,167 @@
+"""The compression pipeline: cost model → prune to budget → remove channels → fine-tune → export → measure."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from edgeprune.costmodel import persist
+from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
+from edgeprune.costmodel.fit import default_model_path, fit_from_table
+from edgeprune.costmodel.macs import network_macs
+from edgeprune.data import load_data
+from edgeprune.export.onnx_parity import export_onnx
+from edgeprune.measure.calibrate import architecture_hash, calibrate
+from edgeprune.measure.registry import open_device
+from edgeprune.measure.settings import MeasureSettings
+from edgeprune.models import build_model
+from edgeprune.models.layer_space import build_layer_space
+from edgeprune.paths import default_table
+from edgeprune.prune.artifact import save_compressed
+from edgeprune.prune.budget import parse_budget, resolve_budget
+from edgeprune.prune.ecc import EccSettings, prune_ecc
+from edgeprune.prune.global_magnitude import prune_global
+from edgeprune.prune.netadapt import prune_netadapt
+from edgeprune.prune.physical import apply_kept, min_widths
+from edgeprune.prune.uniform import prune_uniform
+from edgeprune.tables.store import LatencyTable
+from edgeprune.train import evaluate, fine_tune
+
+METHODS = ("ecc", "netadapt", "uniform", "global")
+Say = Callable[[str], None]
+
+
+@dataclass
+class CompressConfig:
+    """Everything `edgeprune compress` takes."""
+
+    model: str = "demo_cnn"
+    weights: str | None = None
+    data: str = "digits"
+    device: str = "local"
+    metric: str = "latency"
+    budget: str = "0.5"
+    method: str = "ecc"
+    epochs: int = 3
+    out: str = "compressed"
+    round_to: int | None = None
+    distill: bool = False
+    runtime: str = "onnxruntime"
+    threads: int = 1
+    points: int = 32  # calibration points per signature when no cost model exists yet
+    network_variants: int = 40
+    lr: float = 0.01
+    batch_size: int = 128
+    data_limit: int | None = None
+    ecc: EccSettings = field(default_factory=EccSettings)
+
+
+def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
+    """Load the device's fitted cost model for this architecture, calibrating and fitting first if missing."""
+    path = default_model_path(cfg.device, cfg.model, cfg.runtime, cfg.threads, cfg.metric)
+    arch = architecture_hash(space)
+    fingerprint = device.info()["fingerprint_id"]
+    if Path(path).is_file():
+        meta = persist.load(path)[1]
+        if meta["device"]["fingerprint_id"] == fingerprint and meta["model"]["architecture_hash"] == arch:
+            model, meta = persist.load(path, architecture_hash=arch, fingerprint_id=fingerprint)
+            say(f"cost model: {path} (fitted {meta['fitted_at']})")
+            return model, meta, str(path)
+        say(f"{path} was fitted for another device or architecture: refitting for this one")
+    say(f"no cost model for {cfg.model} on {cfg.device}: calibrating ({cfg.points} points per layer signature, "
+        f"{cfg.network_variants} network variants), then fitting")
+    settings = MeasureSettings(threads=cfg.threads)
+    with LatencyTable(default_table(cfg.device)) as table:
+        cal = calibrate(device, cfg.model, net, space, table, cfg.runtime, settings, cfg.points,
+                        cfg.network_variants)
+        fit = fit_from_table(table, cfg.device, cfg.model, space, Selection(cal.fingerprint_id, cfg.runtime,
+                                                                          cfg.threads), cfg.metric, "both")
+    persist.save(fit.model, fit.provenance, path)
+    return fit.model, fit.provenance, str(path)
+
+
+def _measure(device, onnx_path: Path, cfg: CompressConfig) -> dict:
+    result = device.measure(onnx_path.read_bytes(), cfg.runtime, MeasureSettings(threads=cfg.threads))
+    energy = result.get("energy_mj")
+    energy_label = None
+    if energy:
+        energy_label = (f"estimate ({energy['method']}, no power sensor)" if energy["kind"] == "estimate"
+                        else f"{energy['source']} sensor (measured)")
+    if cfg.metric == "energy":
+        if energy is None:
+            raise ValueError(f"device {cfg.device!r} returned no energy; use --metric latency")
+        value, source = energy["per_inference"], energy_label
+    else:
+        value, source = result["latency_ms"]["median"], f"{cfg.device} {cfg.runtime} timer (measured)"
+    return {"value": value, "source": source, "latency_ms": result["latency_ms"]["median"],
+            "energy_mj": energy["per_inference"] if energy else None,
+            "energy_source": energy_label}
+
+
+def _summary(model, space, widths, acc) -> dict:
+    return {"accuracy": acc, "params": int(sum(p.numel() for p in model.parameters())),
+            "macs": int(network_macs(space, widths))}
+
+
+def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
+    """Run the whole pipeline; returns the summary that `compress --json` prints."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
+    net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
+    space = build_layer_space(net, shape)
+    device = open_device(cfg.device)
+    cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
+    cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
+    dense_cost = cost_fn({})
+    budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
+                            cost_fn(min_widths(space, cfg.round_to)))
+    dense_acc = evaluate(net, data.val)["accuracy"]
+    say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
+        f"{budget.value:.4g} {budget.unit}")
+    teacher = copy.deepcopy(net).eval() if cfg.distill else None
+    work = copy.deepcopy(net)
+    if cfg.method == "ecc":
+        result = prune_ecc(work, space, cost_model, budget.value, data, cfg.ecc,
+                           progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
+                                                  f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"))
+    elif cfg.method == "netadapt":
+        result = prune_netadapt(work, space, cost_fn, budget.value, data, round_to=cfg.round_to)
+    elif cfg.method == "uniform":
+        result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to)
+    else:
+        result = prune_global(work, space, cost_fn, budget.value, round_to=cfg.round_to)
+    pruned = apply_kept(work, space, result.kept)
+    say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
+        f"fine-tuning {cfg.epochs} epoch(s)")
+    out = Path(cfg.out)
+    if cfg.epochs > 0:
+        fine_tune(pruned, data, cfg.epochs, lr=cfg.lr, checkpoint_dir=out / "checkpoints", teacher=teacher)
+    comp_acc = evaluate(pruned, data.val)["accuracy"]
+    onnx_path = out / "model.onnx"
+    parity = export_onnx(pruned, shape, onnx_path, data.val)
+    measured = _measure(device, onnx_path, cfg)
+    dense_onnx = out / "dense.onnx"
+    export_onnx(net, shape, dense_onnx)
+    dense_measured = _measure(device, dense_onnx, cfg)
+    summary = {
+        "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
+        "budget": cfg.budget, "budget_abs": budget.value, "device": cfg.device,
+        "dense": {**_summary(net, space, {}, dense_acc), "predicted_cost": dense_cost,
+                  "measured_cost": dense_measured["value"]},
+        "compressed": {**_summary(pruned, space, result.widths, comp_acc), "widths": result.widths},
+        "predicted_cost": result.predicted_cost, "measured_cost": measured["value"],
+        "within_budget_measured": measured["value"] <= budget.value,
+        "cost_source": measured["source"], "predicted_by": cm_path, "prediction_error":
+            measured["value"] / result.predicted_cost - 1,
+        "measurements": {"compressed": measured, "dense": dense_measured},
+        "parity": parity.to_dict(), "data": data.name,
+        "artifacts": {"model_dir": str(out), "onnx": str(onnx_path)},
+    }
+    save_compressed(out, pruned, cfg.model, shape, result.kept,
+                    {k: summary[k] for k in ("method", "metric", "budget", "budget_abs", "predicted_cost",
+                                             "measured_cost", "cost_source")} | {"accuracy": comp_acc})
+    return summary

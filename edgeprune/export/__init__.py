@@ -1,0 +1,1 @@
+"""Deployable artifacts and their parity checks."""

@@ -1,0 +1,72 @@
+"""Export to ONNX (layer names kept) and check it against torch on real samples in onnxruntime."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure.export import to_onnx_bytes
+
+
+class ParityError(EdgepruneError):
+    """The exported model does not compute what the torch model computes."""
+
+
+@dataclass
+class ParityReport:
+    samples: int
+    max_abs_diff: float
+    top1_agreement: float
+    atol: float
+    passed: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _samples(loader, n: int) -> torch.Tensor:
+    xs, total = [], 0
+    for x, _ in loader:
+        xs.append(x)
+        total += len(x)
+        if total >= n:
+            break
+    return torch.cat(xs)[:n]
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, loader=None,
+                samples: int = 64, atol: float = 1e-3, min_agreement: float = 0.99) -> ParityReport | None:
+    """Write ``path``, validate it with onnx.checker and, given a loader, compare outputs with torch."""
+    data = to_onnx_bytes(model, input_shape)
+    onnx.checker.check_model(onnx.load_from_string(data))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if loader is None:
+        return None
+    report = check_parity(model, data, _samples(loader, samples), atol, min_agreement)
+    if not report.passed:
+        raise ParityError(f"{path}: ONNX output differs from torch (max |diff| {report.max_abs_diff:.2e} > "
+                          f"{atol:g} or top-1 agreement {report.top1_agreement:.1%} < {min_agreement:.0%})")
+    return report
+
+
+def check_parity(model: nn.Module, onnx_bytes: bytes, x: torch.Tensor, atol: float = 1e-3,
+                 min_agreement: float = 0.99) -> ParityReport:
+    """Max abs difference and top-1 agreement between torch and onnxruntime, one sample at a time."""
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    batch = sess.get_inputs()[0].shape[0]
+    model = model.eval()
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = np.concatenate([sess.run(None, {name: x[i:i + batch].numpy()})[0] for i in range(0, len(x), batch)])
+    diff = float(np.abs(ref - got).max())
+    agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    return ParityReport(len(x), diff, agree, atol, diff <= atol and agree >= min_agreement)
