@@ -11,6 +11,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEPRUNE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGEPRUNE_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("EDGEPRUNE_TABLES_DIR", str(tmp_path / "tables"))
+    monkeypatch.setenv("EDGEPRUNE_MODELS_DIR", str(tmp_path / "models"))
     return tmp_path
 
 

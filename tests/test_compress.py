@@ -1,0 +1,57 @@
+"""The compression pipeline end to end on the demo CNN and digits, through the real CLI."""
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+from edgeprune.prune.artifact import load_compressed
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Shared dirs and a trained dense checkpoint; the first compress calibrates and fits, later ones reuse it."""
+    from edgeprune.data import load_data
+    from edgeprune.models import build_model
+    from edgeprune.train import train_from_scratch
+
+    tmp = tmp_path_factory.mktemp("compress")
+    env = {f"EDGEPRUNE_{k}_DIR": str(tmp / k.lower()) for k in ("CACHE", "CONFIG", "TABLES", "MODELS")}
+    net, _ = build_model("demo_cnn")
+    train_from_scratch(net, load_data("digits"), 4)
+    torch.save(net.state_dict(), tmp / "dense.pt")
+    return tmp, env
+
+
+def _compress(workspace, method, *extra):
+    tmp, env = workspace
+    out = tmp / method
+    proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--data", "digits",
+                   "--metric", "latency", "--budget", "0.6", "--method", method, "--epochs", "1", "--out", out,
+                   *extra, "--json", env=env, timeout=600)
+    return json.loads(proc.stdout), out
+
+
+@pytest.mark.parametrize("method", ["uniform", "ecc"])
+def test_compress_meets_predicted_budget_and_reports_provenance(workspace, method):
+    s, out = _compress(workspace, method)
+    for key in ("dense", "compressed", "budget", "budget_abs", "metric", "predicted_cost", "measured_cost",
+                "cost_source", "artifacts"):
+        assert key in s
+    assert s["budget"] == "0.6" and s["metric"] == "latency"
+    assert s["predicted_cost"] <= s["budget_abs"] + 1e-12
+    assert s["budget_abs"] == pytest.approx(0.6 * s["dense"]["predicted_cost"])
+    assert s["compressed"]["macs"] < s["dense"]["macs"] and s["compressed"]["params"] < s["dense"]["params"]
+    assert s["compressed"]["accuracy"] > 0.5 and s["measured_cost"] > 0
+    assert "measured" in s["cost_source"] and s["parity"]["passed"]
+    model, info = load_compressed(s["artifacts"]["model_dir"])
+    assert info["widths"] == s["compressed"]["widths"]
+    assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+
+
+def test_infeasible_budget_says_the_floor(workspace):
+    tmp, env = workspace
+    proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--budget", "0.01",
+                   "--method", "uniform", "--epochs", "0", "--out", tmp / "x", "--json", env=env, check=False)
+    assert proc.returncode == 1
+    assert "below the floor" in json.loads(proc.stdout)["error"]
