@@ -5,12 +5,14 @@ import argparse
 import json
 import os
 import secrets
+import socket
 import stat
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from ._version import __version__
+from .energy import EnergyProtocol
 from .errors import AgentError
 from .sensors import CHOICES as SENSOR_CHOICES
 
@@ -47,19 +49,56 @@ def load_or_create_token(token_file: Optional[str]) -> str:
 
 def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[str] = None,
           max_upload_mb: float = 64, sensor: str = "auto", sysfs_root: str = "/",
-          estimate_watts_per_core: float = 10.0) -> None:
+          estimate_watts_per_core: float = 10.0, bin_dir: Optional[str] = None,
+          energy_protocol: Optional[EnergyProtocol] = None, advertise_name: Optional[str] = None,
+          sensor_options: Optional[dict] = None) -> None:
     """Run the agent's HTTP server until interrupted."""
     import uvicorn
 
     from .server import create_app
 
     token = load_or_create_token(token_file)
+    advertise = {"name": advertise_name, "host": host, "port": port} if advertise_name else None
     app = create_app(token, max_upload_bytes=int(max_upload_mb * 2**20), sensor_name=sensor,
-                     sysfs_root=sysfs_root, estimate_watts=estimate_watts_per_core)
+                     sysfs_root=sysfs_root, estimate_watts=estimate_watts_per_core, bin_dir=bin_dir,
+                     energy_protocol=energy_protocol, advertise=advertise, sensor_options=sensor_options)
     if host not in LOOPBACK_HOSTS:
         print(f"edgeprune-agent: listening on {host}: reachable from the network over plain HTTP; "
               "the token guards access but is not encrypted in transit", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _add_device_options(parser: argparse.ArgumentParser, energy: bool = True) -> None:
+    """--sysfs-root/--bin-dir (fake or mounted trees) and, for measuring commands, sensor + energy protocol."""
+    parser.add_argument("--sysfs-root", default="/", help="root of /sys and /proc to read (a fake or mounted tree)")
+    parser.add_argument("--bin-dir", default=None, help="directory holding vcgencmd/tegrastats (default: PATH)")
+    if not energy:
+        return
+    parser.add_argument("--sensor", choices=SENSOR_CHOICES, default="auto")
+    parser.add_argument("--estimate-watts-per-core", type=float, default=10.0)
+    parser.add_argument("--energy-windows", type=int, default=3, help="load windows per measurement (median)")
+    parser.add_argument("--energy-window-s", type=float, default=0.5,
+                        help="minimum load window; at least 10x the sensor's refresh is used")
+    parser.add_argument("--idle-s", type=float, default=None, help="idle window before/after (default: window)")
+    parser.add_argument("--sensor-refresh-s", type=float, default=None,
+                        help="override the refresh period assumed for ina3221/rpi_pmic/battery/tegrastats")
+    parser.add_argument("--ina219-shunt-ohms", type=float, default=0.1)
+    parser.add_argument("--ina219-address", type=lambda v: int(v, 0), default=0x40)
+
+
+def _protocol(args: argparse.Namespace) -> EnergyProtocol:
+    """Energy protocol from the command line."""
+    return EnergyProtocol(windows=args.energy_windows, min_window_s=args.energy_window_s, idle_s=args.idle_s)
+
+
+def _sensor_options(args: argparse.Namespace) -> dict:
+    """Per-sensor options from the command line."""
+    options: dict = {"ina219": {"shunt_ohms": args.ina219_shunt_ohms, "address": args.ina219_address}}
+    if args.sensor_refresh_s is not None:
+        for name in ("ina3221", "rpi_pmic", "battery"):
+            options[name] = {"refresh_s": args.sensor_refresh_s}
+        options["tegrastats"] = {"interval_ms": max(1, int(args.sensor_refresh_s * 1000))}
+    return options
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -72,11 +111,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, default=8765)
     p_serve.add_argument("--token-file", help="bearer token file; created (0600) if the path does not exist")
     p_serve.add_argument("--max-upload-mb", type=float, default=64.0)
-    p_serve.add_argument("--sensor", choices=SENSOR_CHOICES, default="auto")
-    p_serve.add_argument("--sysfs-root", default="/")
-    p_serve.add_argument("--estimate-watts-per-core", type=float, default=10.0)
+    p_serve.add_argument("--advertise", nargs="?", const="", default=None, metavar="NAME",
+                         help="announce with zeroconf as _edgeprune._tcp (NAME defaults to the hostname)")
+    _add_device_options(p_serve)
     p_info = sub.add_parser("info", help="print this device's description as JSON")
-    p_info.add_argument("--sysfs-root", default="/")
+    _add_device_options(p_info, energy=False)
     p_meas = sub.add_parser("measure", help="measure a model file locally and print the result JSON")
     p_meas.add_argument("model", type=Path)
     p_meas.add_argument("--runtime", default="onnxruntime")
@@ -85,9 +124,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p_meas.add_argument("--min-repeats", type=int, default=30)
     p_meas.add_argument("--min-duration-s", type=float, default=0.5)
     p_meas.add_argument("--max-duration-s", type=float, default=60.0)
-    p_meas.add_argument("--sensor", choices=SENSOR_CHOICES, default="auto")
-    p_meas.add_argument("--sysfs-root", default="/")
-    p_meas.add_argument("--estimate-watts-per-core", type=float, default=10.0)
+    _add_device_options(p_meas)
     return parser
 
 
@@ -96,12 +133,14 @@ def _measure(args: argparse.Namespace) -> dict:
     from .measure import measure_model
     from .sensors import open_sensor
 
-    sensor = open_sensor(args.sensor, args.sysfs_root, watts_per_busy_core=args.estimate_watts_per_core)
+    sensor = open_sensor(args.sensor, args.sysfs_root, watts_per_busy_core=args.estimate_watts_per_core,
+                         bin_dir=args.bin_dir, options=_sensor_options(args))
     try:
         return measure_model(args.model.read_bytes(), runtime=args.runtime, threads=args.threads,
                              warmup=args.warmup, min_repeats=args.min_repeats,
                              min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s,
-                             sensor=sensor, sysfs_root=args.sysfs_root)
+                             sensor=sensor, sysfs_root=args.sysfs_root, bin_dir=args.bin_dir,
+                             energy_protocol=_protocol(args))
     finally:
         if sensor is not None:
             sensor.close()
@@ -114,11 +153,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "serve":
+            name = args.advertise or socket.gethostname() if args.advertise is not None else None
             serve(args.host, args.port, args.token_file, args.max_upload_mb, args.sensor,
-                  args.sysfs_root, args.estimate_watts_per_core)
+                  args.sysfs_root, args.estimate_watts_per_core, args.bin_dir, _protocol(args), name,
+                  _sensor_options(args))
         elif args.command == "info":
             from .fingerprint import device_info
-            print(json.dumps(device_info(args.sysfs_root), indent=2))
+            print(json.dumps(device_info(args.sysfs_root, args.bin_dir), indent=2))
         else:
             print(json.dumps(_measure(args), indent=2))
     except (CliError, AgentError, ValueError, OSError) as exc:

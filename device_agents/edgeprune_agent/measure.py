@@ -8,8 +8,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .conditions import conditions
+from .energy import EnergyProtocol, measure_energy
 from .errors import ModelInvalid
-from .fingerprint import conditions, fingerprint_id
+from .fingerprint import fingerprint_id
 from .runtimes import load_model, runtime_version
 from .sensors.base import EnergySensor
 from .timing import latency_stats, timed_runs, warm_up
@@ -44,8 +46,8 @@ def _utc_now() -> str:
 
 def _timed_with_energy(sensor: Optional[EnergySensor], timed: Callable[[], List[float]]
                        ) -> Tuple[List[float], Optional[Dict[str, Any]]]:
-    """Run the timed loop inside the sensor window; return the samples and the per-inference energy."""
-    if sensor is None:
+    """Run the timed loop inside the estimate's window; return the samples and the per-inference energy."""
+    if sensor is None or sensor.kind != "estimate":
         return timed(), None
     sensor.start()
     try:
@@ -60,19 +62,23 @@ def _timed_with_energy(sensor: Optional[EnergySensor], timed: Callable[[], List[
 def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int = 1,
                   warmup: int = 10, min_repeats: int = 30, min_duration_s: float = 0.5,
                   max_duration_s: float = 60.0, sensor: Optional[EnergySensor] = None,
-                  sysfs_root: str = "/") -> Dict[str, Any]:
-    """Measure latency (and energy, when `sensor` is given) of one model; returns the schema-1 result."""
+                  sysfs_root: str = "/", bin_dir: Optional[str] = None,
+                  energy_protocol: Optional[EnergyProtocol] = None) -> Dict[str, Any]:
+    """Measure one model's latency and, with a sensor, energy (real sensors: energy.py protocol); schema-1 dict."""
     validate_settings(threads, warmup, min_repeats, min_duration_s, max_duration_s)
     if not model_bytes:
         raise ModelInvalid("the model is empty (0 bytes)")
     model_bytes = bytes(model_bytes)
     started_at, wall_start = _utc_now(), time.perf_counter()
     model = load_model(runtime, model_bytes, threads)
-    before = conditions(sysfs_root)
+    before = conditions(sysfs_root, bin_dir)
     warm_up(model.run, warmup, max_duration_s)
     samples, energy = _timed_with_energy(
         sensor, lambda: timed_runs(model.run, min_repeats, min_duration_s, max_duration_s))
-    after = conditions(sysfs_root)
+    if sensor is not None and sensor.kind != "estimate":
+        energy = measure_energy(model.run, sensor, energy_protocol or EnergyProtocol(),
+                                lambda: conditions(sysfs_root, bin_dir))
+    after = conditions(sysfs_root, bin_dir)
     return {
         "schema": SCHEMA_VERSION,
         "latency_ms": latency_stats(samples),

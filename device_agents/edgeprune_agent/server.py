@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from ._version import __version__
+from .energy import EnergyProtocol
 from .errors import RuntimeUnavailable
 from .fingerprint import device_info
 from .http_errors import ApiError, classify, error_response, install_handlers
@@ -91,24 +92,56 @@ def _check_request(runtime: str, settings: Dict[str, Any]) -> None:
         raise ApiError(400, "invalid settings", str(exc))
 
 
+def sensor_view(sensor) -> Optional[Dict[str, Any]]:
+    """Which energy source this agent uses (name, kind, refresh and scope) for /v1/info."""
+    if sensor is None:
+        return None
+    view: Dict[str, Any] = {"name": sensor.name, "kind": sensor.kind, "refresh_s": sensor.refresh_s}
+    source = getattr(sensor, "source", None)
+    if source is not None:
+        view.update(source.describe())
+    return view
+
+
+def _start_advertiser(advertise: Optional[Dict[str, Any]], sysfs_root: str, bin_dir: Optional[str],
+                      sensor_name: Optional[str]):
+    """Register the zeroconf announcement (blocking: mDNS probing takes a second or two)."""
+    if not advertise:
+        return None
+    from .advertise import Advertiser, service_properties
+
+    props = service_properties(device_info(sysfs_root, bin_dir), __version__, sensor_name)
+    return Advertiser(advertise["name"], advertise["host"], advertise["port"], props)
+
+
 def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sensor_name: str = "auto",
-               sysfs_root: str = "/", estimate_watts: float = 10.0, max_queued: int = 16) -> FastAPI:
+               sysfs_root: str = "/", estimate_watts: float = 10.0, max_queued: int = 16,
+               bin_dir: Optional[str] = None, energy_protocol: Optional[EnergyProtocol] = None,
+               advertise: Optional[Dict[str, Any]] = None,
+               sensor_options: Optional[Dict[str, Any]] = None) -> FastAPI:
     """Build the agent app; the energy sensor is opened now so a bad choice fails at startup."""
     if not token or not token.strip():
         raise ValueError("the agent needs a non-empty token")
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
-    sensor = open_sensor(sensor_name, sysfs_root, watts_per_busy_core=estimate_watts)
+    sensor = open_sensor(sensor_name, sysfs_root, watts_per_busy_core=estimate_watts, bin_dir=bin_dir,
+                         options=sensor_options)
 
     def run_job(model_bytes: bytes, **params: Any) -> Dict[str, Any]:
-        return measure_model(model_bytes, sensor=sensor, sysfs_root=sysfs_root, **params)
+        return measure_model(model_bytes, sensor=sensor, sysfs_root=sysfs_root, bin_dir=bin_dir,
+                             energy_protocol=energy_protocol, **params)
 
     worker = MeasureWorker(run_job, max_queued=max_queued)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         worker.start()
+        advertiser = await asyncio.to_thread(_start_advertiser, advertise, sysfs_root, bin_dir,
+                                             sensor.name if sensor is not None else None)
+        app.state.advertiser = advertiser
         yield
+        if advertiser is not None:
+            await asyncio.to_thread(advertiser.close)
         worker.stop(timeout=5.0)
         if sensor is not None:
             sensor.close()
@@ -125,7 +158,9 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
 
     @app.get("/v1/info", dependencies=[auth])
     async def info() -> Dict[str, Any]:
-        return await asyncio.to_thread(device_info, sysfs_root)
+        described = await asyncio.to_thread(device_info, sysfs_root, bin_dir)
+        described["energy_sensor"] = sensor_view(sensor)
+        return described
 
     @app.post("/v1/measure", dependencies=[auth])
     async def measure(request: Request, runtime: str = Query("onnxruntime"), threads: int = Query(1),

@@ -57,3 +57,22 @@ def test_measure_command(tmp_path, capsys, conv_model):
     model.write_bytes(b"junk")
     assert main(["measure", str(model)]) == 2
     assert "could not load" in capsys.readouterr().err
+
+
+def test_info_and_measure_on_a_fake_jetson_tree(tmp_path, capsys, conv_model):
+    from agent_testlib import write_sysfs
+
+    write_sysfs(tmp_path, "jetson_jp4_nano_ina3221x_iio.txt")
+    assert main(["info", "--sysfs-root", str(tmp_path), "--bin-dir", str(tmp_path / "bin")]) == 0
+    assert json.loads(capsys.readouterr().out)["available_sensors"] == ["ina3221", "estimate"]
+    model = tmp_path / "m.onnx"
+    model.write_bytes(conv_model)
+    assert main(["measure", str(model), "--warmup", "1", "--min-repeats", "5", "--min-duration-s", "0.02",
+                 "--sysfs-root", str(tmp_path), "--sensor-refresh-s", "0.005", "--energy-windows", "1",
+                 "--energy-window-s", "0.05", "--idle-s", "0.05"]) == 0
+    energy = json.loads(capsys.readouterr().out)["energy_mj"]
+    assert (energy["source"], energy["kind"]) == ("ina3221", "measured")
+    assert energy["idle_power_w"] == pytest.approx(5.976) and abs(energy["marginal_per_inference"]) < 1e-9
+    assert energy["protocol"] == {"windows": 1, "min_window_s": 0.05, "idle_s": 0.05}
+    assert main(["measure", str(model), "--energy-windows", "0", "--sensor", "estimate"]) == 2
+    assert "invalid energy protocol" in capsys.readouterr().err

@@ -118,7 +118,7 @@ def test_registry_without_sensor(tmp_path):
     with pytest.raises(SensorUnavailable, match="no RAPL package zones"):
         open_sensor("rapl", str(tmp_path))
     with pytest.raises(ValueError, match="unknown sensor"):
-        open_sensor("ina3221", str(tmp_path))
+        open_sensor("ina4000", str(tmp_path))
 
 
 def test_estimate_is_cpu_time_times_watts():

@@ -10,14 +10,16 @@ from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, load_m
 from edgeprune.cli.output import Output
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.devices import DeviceUnavailable
-from edgeprune.measure.registry import open_device
+from edgeprune.measure.registry import expand_devices, open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.paths import default_table
 from edgeprune.tables.store import LatencyTable
 
 
 def calibrate_command(
-    device: str = typer.Option("local", "--device", "-d", help="'local' or a name registered with 'device add'."),
+    device: list[str] = typer.Option(["local"], "--device", "-d",
+                                     help="'local', a registered device, or a group; repeat for a fleet of one "
+                                          "hardware class (jobs are spread over the devices concurrently)."),
     model: str = ModelOpt,
     weights: Path = WeightsOpt,
     input_shape: str = ShapeOpt,
@@ -41,8 +43,9 @@ def calibrate_command(
         if points < 1 or network_variants < 0:
             raise ValueError("--points must be >= 1 and --network-variants >= 0")
         net, shape, space = load_model_and_space(model, weights, input_shape)
-        dev = open_device(device, sensor=sensor)
-        path = table or default_table(device)
+        names = expand_devices(device)
+        devs = [open_device(name, sensor=sensor) for name in names]
+        path = table or default_table(device[0])
         with LatencyTable(path) as tbl, _progress(out) as bar:
             tasks = {}
 
@@ -52,8 +55,8 @@ def calibrate_command(
                 bar.update(tasks[phase], completed=done)
 
             try:
-                result = calibrate(dev, model, net, space, tbl, runtime, settings, points, network_variants,
-                                   seed, on_point)
+                result = calibrate(devs if len(devs) > 1 else devs[0], model, net, space, tbl, runtime, settings,
+                                   points, network_variants, seed, on_point)
             except DeviceUnavailable as exc:
                 raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
                                    "again to resume") from exc
@@ -76,4 +79,7 @@ def _report(out: Output, s: dict, shape) -> None:
     out.print(f"  network: {s['network_variants_measured']} measured, {s['network_variants_skipped']} "
               f"already in table")
     out.print(f"  energy:  {energy}")
+    if len(s["devices"]) > 1:
+        out.print(f"  fleet:   {s['measured_by']} rows per device; lost: {list(s['lost_devices']) or 'none'}, "
+                  f"{s['requeued']} job(s) handed on")
     out.print(f"  table:   {s['table']}")

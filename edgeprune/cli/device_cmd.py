@@ -1,4 +1,4 @@
-"""``edgeprune device add|list|check|remove``: the agents this host can measure on."""
+"""``edgeprune device add|list|check|remove|discover|group``: the devices this host can measure on."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,36 +8,62 @@ from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt
 from edgeprune.cli.output import Output
-from edgeprune.measure.registry import LOCAL, add_device, load_registry, measurement_warnings, open_device, \
-    remove_device
+from edgeprune.measure.registry import (LOCAL, DeviceConfigError, add_android_device, add_device, add_group,
+                                        load_groups, load_registry, measurement_warnings, open_device,
+                                        remove_device, remove_group)
 
 app = typer.Typer(help="Register and inspect measurement devices.", no_args_is_help=True)
+group_app = typer.Typer(help="Name fleets of devices of one hardware class.", no_args_is_help=True)
+app.add_typer(group_app, name="group")
 
 
 @app.command("add")
 def add(name: str = typer.Argument(..., help="Name to use with --device."),
-        url: str = typer.Option(..., help="Agent URL, e.g. http://192.168.1.20:8765"),
-        token_file: Path = typer.Option(..., help="File holding the agent's bearer token."),
+        url: str = typer.Option(None, help="Agent URL, e.g. http://192.168.1.20:8765"),
+        token_file: Path = typer.Option(None, help="File holding the agent's bearer token."),
+        adb: str = typer.Option(None, "--adb", help="Android: adb serial (USB) or host:port (adb over Wi-Fi)."),
+        benchmark_binary: Path = typer.Option(None, help="Android: TFLite benchmark_model built for the phone."),
+        cores: str = typer.Option("f0", help="Android: taskset CPU mask the benchmark is pinned to."),
+        use_xnnpack: bool = typer.Option(False, help="Android: let benchmark_model use XNNPACK."),
         as_json: bool = JsonOpt):
-    """Register a device agent."""
+    """Register a device agent (--url/--token-file) or an Android phone (--adb/--benchmark-binary)."""
     out = Output(as_json)
     with out.errors():
-        entry = add_device(name, url, token_file)
+        if adb is not None:
+            if benchmark_binary is None or url is not None:
+                raise DeviceConfigError("an Android device needs --adb SERIAL and --benchmark-binary PATH (no --url)")
+            entry = add_android_device(name, adb, benchmark_binary, cores, use_xnnpack)
+            where = f"adb {adb} with {entry['benchmark_binary']}"
+        else:
+            if url is None or token_file is None:
+                raise DeviceConfigError("an agent needs --url and --token-file (or use --adb for a phone)")
+            entry = add_device(name, url, token_file)
+            where = f"{entry['url']} (token from {entry['token_file']})"
         out.emit({"name": name, **entry})
-        out.print(f"added device [bold]{name}[/] → {entry['url']} (token from {entry['token_file']})")
+        out.print(f"added device [bold]{name}[/] → {where}")
+
+
+def _where(entry: dict) -> str:
+    """Short description of how a device is reached."""
+    if entry.get("kind") == "android":
+        return f"adb {entry['serial']} (cores {entry.get('cores', 'f0')})"
+    return entry["url"]
 
 
 @app.command("list")
 def list_devices(as_json: bool = JsonOpt):
-    """List registered devices (``local`` is always there)."""
+    """List registered devices (``local`` is always there) and groups."""
     out = Output(as_json)
     with out.errors():
         devices = {LOCAL: {"url": "in-process", "token_file": None}, **load_registry()}
-        out.emit({"devices": [{"name": n, **e} for n, e in devices.items()]})
-        table = Table("name", "url", "token file")
+        groups = load_groups()
+        out.emit({"devices": [{"name": n, **e} for n, e in devices.items()], "groups": groups})
+        table = Table("name", "reached at", "token file")
         for n, e in devices.items():
-            table.add_row(n, e["url"], e["token_file"] or "-")
+            table.add_row(n, _where(e), e.get("token_file") or "-")
         out.print(table)
+        for g, members in groups.items():
+            out.print(f"group [bold]{g}[/]: {', '.join(members)}")
 
 
 @app.command("remove")
@@ -59,10 +85,54 @@ def check(name: str = typer.Argument(LOCAL), as_json: bool = JsonOpt):
         warnings = measurement_warnings(info)
         out.emit({"device": name, "info": info, "warnings": warnings})
         table = Table("field", "value", title=f"device {name}")
-        for key in ("fingerprint_id", "hostname", "cpu_model", "arch", "cores_logical", "cores_physical",
-                    "memory_total_bytes", "os", "runtime_versions", "conditions", "available_sensors"):
+        for key in ("fingerprint_id", "hostname", "device_model", "cpu_model", "arch", "cores_logical",
+                    "cores_physical", "memory_total_bytes", "os", "runtime_versions", "conditions",
+                    "available_sensors", "energy_sensor"):
             if key in info:
                 table.add_row(key, str(info[key]))
         out.print(table)
         for w in warnings:
             out.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command("discover")
+def discover_cmd(timeout: float = typer.Option(3.0, help="Seconds to listen for announcements."),
+                 interface: list[str] = typer.Option(None, help="Only this local IPv4 address (repeatable)."),
+                 as_json: bool = JsonOpt):
+    """List agents announcing themselves with zeroconf (started with `edgeprune-agent serve --advertise`)."""
+    from edgeprune.measure.discovery import discover, mark_registered
+
+    out = Output(as_json)
+    with out.errors():
+        found = mark_registered(discover(timeout, interface or None), load_registry())
+        out.emit({"agents": found})
+        table = Table("name", "url", "fingerprint", "cpu", "sensor", "registered as")
+        for a in found:
+            p = a["properties"]
+            table.add_row(a["name"], a["url"] or "-", p.get("fingerprint_id", "-"), p.get("cpu_model", "-"),
+                          p.get("sensor", "-"), a["registered_as"] or "-")
+        out.print(table if found else "no agents answered")
+        for a in found:
+            if not a["registered_as"]:
+                out.print(f"  edgeprune device add {a['name']} --url {a['url']} --token-file PATH")
+
+
+@group_app.command("add")
+def group_add(name: str, members: list[str] = typer.Argument(..., help="Registered device names."),
+              as_json: bool = JsonOpt):
+    """Name a fleet; use it as --device NAME (members must share a fingerprint when calibrating)."""
+    out = Output(as_json)
+    with out.errors():
+        members = add_group(name, members)
+        out.emit({"group": name, "members": members})
+        out.print(f"group [bold]{name}[/]: {', '.join(members)}")
+
+
+@group_app.command("remove")
+def group_remove(name: str, as_json: bool = JsonOpt):
+    """Forget a group (its devices stay registered)."""
+    out = Output(as_json)
+    with out.errors():
+        remove_group(name)
+        out.emit({"removed": name})
+        out.print(f"removed group {name}")

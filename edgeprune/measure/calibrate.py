@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Callable, Iterator
 
 import torch.nn as nn
 
-from edgeprune.measure.devices import MeasurementRejected
 from edgeprune.measure.export import export_model
+from edgeprune.measure.fleet import Job, check_fleet, run_jobs
 from edgeprune.measure.microbench import layer_model_bytes
 from edgeprune.measure.sampling import plan_layer_points
 from edgeprune.measure.settings import MeasureSettings
@@ -40,6 +41,10 @@ class CalibrationResult:
     network_variants_skipped: int = 0
     energy_source: str | None = None
     energy_kind: str | None = None
+    devices: list[str] = field(default_factory=list)
+    measured_by: dict[str, int] = field(default_factory=dict)
+    lost_devices: dict[str, str] = field(default_factory=dict)
+    requeued: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,59 +80,86 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
               runtime: str = "onnxruntime", settings: MeasureSettings = MeasureSettings(),
               points: int = 50, network_variants: int = 10, seed: int = 0,
               progress: Progress | None = None) -> CalibrationResult:
-    """Measure what the table lacks for this device/runtime/settings; already-stored points are skipped."""
-    info = device.info()
-    versions = info.get("runtime_versions") or {}
-    if not versions.get(runtime):
-        raise MeasurementRejected(f"device {device.name!r} has no {runtime} installed (it reports: {versions or 'none'})")
-    table.record_device(device.name, info)
-    fid, rversion = info["fingerprint_id"], versions[runtime]
+    """Measure what the table lacks on one device or a fleet (list) of one hardware class; resumable."""
+    devices = list(device) if isinstance(device, (list, tuple)) else [device]
+    names = [d.name for d in devices]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a device is listed twice: {names}")
+    infos = [d.info() for d in devices]
+    fid, rversion = check_fleet(names, infos, runtime)
+    for name, info in zip(names, infos):
+        table.record_device(name, info)
     signatures = space.signatures()
     layer_plan = plan_layer_points(space, points, seed)
     variants = plan_variants(space, network_variants, seed)
-    result = CalibrationResult(device.name, fid, str(table.path), runtime, rversion, settings.threads,
+    result = CalibrationResult(",".join(names), fid, str(table.path), runtime, rversion, settings.threads,
                                len(signatures), sum(len(p) for p in layer_plan.values()),
-                               network_variants_planned=len(variants))
+                               network_variants_planned=len(variants), devices=names)
     common = (fid, runtime, rversion, settings.threads, asdict(settings))
+    done = {"layers": 0, "network": 0}
+    totals = {"layers": result.points_planned, "network": len(variants)}
 
-    done, total = 0, result.points_planned
-    existing = table.existing_keys("layer")
-    for sig_key, pairs in layer_plan.items():
-        sig = signatures[sig_key]
-        for c_in, c_out in pairs:
-            key = point_key("layer", *common, sig_key, c_in, c_out)
-            stored = False
-            if key in existing:
-                result.points_skipped += 1
-            else:
-                data = layer_model_bytes(sig, c_in, c_out, runtime)
-                measured = device.measure(data, runtime, settings)
-                _note_energy(result, measured)
+    def report(phase: str, stored: bool) -> None:
+        done[phase] += 1
+        if progress:
+            progress(phase, done[phase], totals[phase], stored)
+
+    def stored_row(job: Job, stored: bool) -> None:
+        if job.phase == "layers":
+            result.points_measured += int(stored)
+        else:
+            result.network_variants_measured += int(stored)
+        report(job.phase, stored)
+
+    def layer_jobs() -> Iterator[Job]:
+        existing = table.existing_keys("layer")
+        for sig_key, pairs in layer_plan.items():
+            sig = signatures[sig_key]
+            for c_in, c_out in pairs:
+                key = point_key("layer", *common, sig_key, c_in, c_out)
+                if key in existing:
+                    result.points_skipped += 1
+                    report("layers", False)
+                    continue
                 shape = [1, c_in] if sig.op == "linear" else [1, c_in, *sig.in_hw]
-                prov = {"device_name": device.name, "fingerprint_id": fid, "input_shape": shape}
-                stored = table.add_layer(key, prov, asdict(sig), sig_key, c_in, c_out, measured)
-                result.points_measured += int(stored)
-            done += 1
-            if progress:
-                progress("layers", done, total, stored)
+
+                def store(name: str, measured: dict, sig=sig, sig_key=sig_key, c_in=c_in, c_out=c_out,
+                          key=key, shape=shape) -> bool:
+                    _note_energy(result, measured)
+                    prov = {"device_name": name, "fingerprint_id": fid, "input_shape": shape}
+                    return table.add_layer(key, prov, asdict(sig), sig_key, c_in, c_out, measured)
+
+                yield Job("layers", key, partial(layer_model_bytes, sig, c_in, c_out, runtime), store)
 
     arch = architecture_hash(space)
-    existing = table.existing_keys("network")
-    for i, (widths, repeat) in enumerate(variants):
-        # Repeats of the same widths need their own key; repeat 0 keeps the plain key.
-        key = point_key("network", *common, arch, widths, *([repeat] if repeat else []))
-        stored = False
-        if key in existing:
-            result.network_variants_skipped += 1
-        else:
-            data = export_model(build_variant(model, space, widths), space.input_shape, runtime)
-            measured = device.measure(data, runtime, settings)
-            _note_energy(result, measured)
-            prov = {"device_name": device.name, "fingerprint_id": fid, "input_shape": list(space.input_shape)}
-            stored = table.add_network(key, prov, model_name, arch, widths, measured)
-            result.network_variants_measured += int(stored)
-        if progress:
-            progress("network", i + 1, len(variants), stored)
+
+    def network_jobs() -> Iterator[Job]:
+        existing = table.existing_keys("network")
+        for widths, repeat in variants:
+            # Repeats of the same widths need their own key; repeat 0 keeps the plain key.
+            key = point_key("network", *common, arch, widths, *([repeat] if repeat else []))
+            if key in existing:
+                result.network_variants_skipped += 1
+                report("network", False)
+                continue
+
+            def store(name: str, measured: dict, key=key, widths=widths) -> bool:
+                _note_energy(result, measured)
+                prov = {"device_name": name, "fingerprint_id": fid, "input_shape": list(space.input_shape)}
+                return table.add_network(key, prov, model_name, arch, widths, measured)
+
+            def build(widths=widths) -> bytes:
+                return export_model(build_variant(model, space, widths), space.input_shape, runtime)
+
+            yield Job("network", key, build, store)
+
+    for jobs in (layer_jobs(), network_jobs()):
+        stats = run_jobs(devices, jobs, runtime, settings, stored_row)
+        for name, count in stats.measured_by.items():
+            result.measured_by[name] = result.measured_by.get(name, 0) + count
+        result.lost_devices.update(stats.lost)
+        result.requeued += stats.requeued
+        devices = [d for d in devices if d.name not in stats.lost]
     return result
 
 

@@ -20,6 +20,8 @@ class MeasurementRejected(EdgepruneError):
 class LocalDevice:
     """This machine, measured in-process with the agent's own measurement code."""
 
+    in_process = True  # shares the host CPU: the fleet runner never exports models while it measures
+
     def __init__(self, name: str = "local", sensor: str = "auto", sysfs_root: str = "/",
                  estimate_watts_per_core: float | None = None):
         self.name = name
