@@ -1,0 +1,115 @@
+"""NetAdapt (Yang et al., ECCV'18): greedily shrink the one group that keeps accuracy best, step by step."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch.nn as nn
+
+from edgeprune.costmodel.macs import network_macs
+from edgeprune.data import DataBundle
+from edgeprune.errors import EdgepruneError
+from edgeprune.models.layer_space import LayerSpace
+from edgeprune.prune.budget import check_reachable
+from edgeprune.prune.importance import channel_importance
+from edgeprune.prune.physical import allowed_widths, apply_kept
+from edgeprune.prune.result import CostFn, PruneResult
+from edgeprune.prune.short_tune import holdout_accuracy, short_tune, take_batches
+
+
+class NetAdaptIncomplete(EdgepruneError):
+    """NetAdapt stopped before meeting the budget; ``result`` and ``model`` hold the progress so far."""
+
+    def __init__(self, message: str, result: PruneResult, model: nn.Module):
+        super().__init__(message)
+        self.result, self.model = result, model
+
+
+def propose_widths(space: LayerSpace, widths: dict[str, int], cost_fn: CostFn, target: float,
+                   round_to: int | None = None) -> dict[str, tuple[int, float]]:
+    """Per group: the largest narrower width meeting ``target`` when only that group shrinks, with its cost."""
+    proposals = {}
+    for group in space.prunable_groups:
+        name, current = group.name, widths[group.name]
+        grid = [w for w in allowed_widths(group.width, round_to) if w < current]
+        if not grid or cost_fn({**widths, name: grid[0]}) > target:
+            continue  # already at its minimum, or even its minimum cannot reach the target alone
+        for w in reversed(grid):  # one channel (or one multiple) at a time, widest first
+            cost = float(cost_fn({**widths, name: w}))
+            if cost <= target:
+                proposals[name] = (w, cost)
+                break
+    return proposals
+
+
+def _top_local(imp: np.ndarray, width: int) -> list[int]:
+    """Sorted local indices of the ``width`` most important channels."""
+    return sorted(int(i) for i in np.argsort(-imp, kind="stable")[:width])
+
+
+def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_abs: float, data: DataBundle,
+                    step_fraction: float = 0.05, decay: float = 0.96, short_tune_steps: int = 50,
+                    round_to: int | None = None, max_iters: int = 100,
+                    progress: Callable[[dict], None] | None = None, *, criterion: str = "l1",
+                    eval_batches: int = 4, lr: float = 0.01) -> tuple[PruneResult, nn.Module]:
+    """NetAdapt; returns the result and the pruned, short-tuned model it ends with (``model`` is not changed)."""
+    if not 0 < step_fraction < 1 or not 0 < decay <= 1 or short_tune_steps < 0 or max_iters < 1:
+        raise ValueError("need 0 < step_fraction < 1, 0 < decay <= 1, short_tune_steps >= 0 and max_iters >= 1")
+    dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
+    widths = space.dense_widths()
+    kept = {g: list(range(w)) for g, w in widths.items()}
+    current, cost = copy.deepcopy(model).eval(), dense_cost
+    holdout = take_batches(data.val, eval_batches)
+    history = [{"iter": 0, "cost": cost, "accuracy": holdout_accuracy(current, holdout),
+                "macs": network_macs(space, widths), "floor_cost": floor_cost}]
+    stuck = f"raise max_iters ({max_iters}) or step_fraction ({step_fraction})"
+    for it in range(max_iters):
+        if cost <= budget_abs:
+            break
+        reduction = step_fraction * decay ** it * cost
+        target = max(cost - reduction, budget_abs)
+        proposals = propose_widths(space, widths, cost_fn, target, round_to)
+        while not proposals and reduction > 1e-6 * cost:  # no single group can take the whole step: a smaller one
+            reduction /= 2
+            target = max(cost - reduction, budget_abs)
+            proposals = propose_widths(space, widths, cost_fn, target, round_to)
+        if not proposals:
+            stuck = "no single group can lower the predicted cost any further"
+            break
+        importance = channel_importance(current, space, criterion)
+        tune = take_batches(data.train, short_tune_steps) if short_tune_steps else []
+        best = None
+        scores = {}
+        for name, (width, new_cost) in proposals.items():
+            local = _top_local(importance[name], width)
+            candidate = apply_kept(current, space, {name: local})
+            short_tune(candidate, tune, lr)
+            acc = holdout_accuracy(candidate, holdout)
+            scores[name] = acc
+            if best is None or (acc, -new_cost) > (best[0], -best[2]):
+                best = (acc, name, new_cost, width, local, candidate)
+        acc, name, cost, width, local, current = best
+        kept[name] = [kept[name][i] for i in local]
+        widths[name] = width
+        record = {"iter": it + 1, "group": name, "width": width, "cost": cost, "target": target,
+                  "accuracy": acc, "proposals": scores, "macs": network_macs(space, widths)}
+        history.append(record)
+        if progress is not None:
+            progress(dict(record))
+    result = PruneResult("netadapt", dict(widths), {g: list(k) for g, k in kept.items()}, cost, history)
+    if cost > budget_abs:
+        raise NetAdaptIncomplete(
+            f"netadapt stopped after {len(history) - 1} step(s) at predicted cost {cost:.4g} > budget {budget_abs:.4g} "
+            f"(floor {floor_cost:.4g}): {stuck}",
+            result, current)
+    return result, current
+
+
+def prune_netadapt(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_abs: float, data: DataBundle,
+                   step_fraction: float = 0.05, decay: float = 0.96, short_tune_steps: int = 50,
+                   round_to: int | None = None, max_iters: int = 100,
+                   progress: Callable[[dict], None] | None = None, **kwargs) -> PruneResult:
+    """NetAdapt to ``budget_abs``; kept indices refer to the original dense channels (see ``netadapt_search``)."""
+    return netadapt_search(model, space, cost_fn, budget_abs, data, step_fraction, decay, short_tune_steps,
+                           round_to, max_iters, progress, **kwargs)[0]
