@@ -24,7 +24,7 @@ from edgeprune.prune.artifact import save_compressed
 from edgeprune.prune.budget import parse_budget, resolve_budget
 from edgeprune.prune.ecc import EccSettings, prune_ecc
 from edgeprune.prune.global_magnitude import prune_global
-from edgeprune.prune.netadapt import prune_netadapt
+from edgeprune.prune.netadapt import netadapt_search
 from edgeprune.prune.physical import apply_kept, min_widths
 from edgeprune.prune.uniform import prune_uniform
 from edgeprune.tables.store import LatencyTable
@@ -129,12 +129,13 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
                            progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
                                                   f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"))
     elif cfg.method == "netadapt":
-        result = prune_netadapt(work, space, cost_fn, budget.value, data, round_to=cfg.round_to)
+        # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
+        result, tuned = netadapt_search(work, space, cost_fn, budget.value, data, round_to=cfg.round_to)
     elif cfg.method == "uniform":
         result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to)
     else:
         result = prune_global(work, space, cost_fn, budget.value, round_to=cfg.round_to)
-    pruned = apply_kept(work, space, result.kept)
+    pruned = tuned if cfg.method == "netadapt" else apply_kept(work, space, result.kept)
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
         f"fine-tuning {cfg.epochs} epoch(s)")
     out = Path(cfg.out)
