@@ -57,6 +57,7 @@ class CompressConfig:
     batch_size: int = 128
     data_limit: int | None = None
     ecc: EccSettings = field(default_factory=EccSettings)
+    netadapt_tune_steps: int = 50
 
 
 def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
@@ -130,7 +131,8 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
                                                   f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"))
     elif cfg.method == "netadapt":
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
-        result, tuned = netadapt_search(work, space, cost_fn, budget.value, data, round_to=cfg.round_to)
+        result, tuned = netadapt_search(work, space, cost_fn, budget.value, data, round_to=cfg.round_to,
+                                        short_tune_steps=cfg.netadapt_tune_steps)
     elif cfg.method == "uniform":
         result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to)
     else:

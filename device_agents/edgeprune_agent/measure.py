@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import math
 import socket
+import statistics
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -14,7 +15,8 @@ from .errors import ModelInvalid
 from .fingerprint import fingerprint_id
 from .runtimes import load_model, runtime_version
 from .sensors.base import EnergySensor
-from .timing import latency_stats, timed_runs, warm_up
+from .reference import NAME as REFERENCE_NAME, load_reference
+from .timing import latency_stats, timed_runs, timed_runs_with_reference, warm_up
 
 SCHEMA_VERSION = 1
 
@@ -59,11 +61,20 @@ def _timed_with_energy(sensor: Optional[EnergySensor], timed: Callable[[], List[
     return samples, energy
 
 
+def _reference_view(samples: List[float], ref: List[float]) -> Optional[Dict[str, Any]]:
+    """Median of the interleaved reference and the model's time as a multiple of it (drift-free)."""
+    if not ref:
+        return None
+    ref_median = float(statistics.median(ref))
+    return {"name": REFERENCE_NAME, "median_ms": ref_median, "n": len(ref),
+            "ratio": float(statistics.median(samples)) / ref_median}
+
+
 def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int = 1,
                   warmup: int = 10, min_repeats: int = 30, min_duration_s: float = 0.5,
                   max_duration_s: float = 60.0, sensor: Optional[EnergySensor] = None,
                   sysfs_root: str = "/", bin_dir: Optional[str] = None,
-                  energy_protocol: Optional[EnergyProtocol] = None) -> Dict[str, Any]:
+                  energy_protocol: Optional[EnergyProtocol] = None, reference: bool = True) -> Dict[str, Any]:
     """Measure one model's latency and, with a sensor, energy (real sensors: energy.py protocol); schema-1 dict."""
     validate_settings(threads, warmup, min_repeats, min_duration_s, max_duration_s)
     if not model_bytes:
@@ -73,8 +84,26 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
     model = load_model(runtime, model_bytes, threads)
     before = conditions(sysfs_root, bin_dir)
     warm_up(model.run, warmup, max_duration_s)
-    samples, energy = _timed_with_energy(
-        sensor, lambda: timed_runs(model.run, min_repeats, min_duration_s, max_duration_s))
+    ref_model = load_reference(runtime, threads) if reference else None
+    ref_samples: List[float] = []
+    if ref_model is None:
+        samples, energy = _timed_with_energy(
+            sensor, lambda: timed_runs(model.run, min_repeats, min_duration_s, max_duration_s))
+    else:
+        warm_up(ref_model.run, warmup, max_duration_s)
+
+        def timed() -> List[float]:
+            got, ref = timed_runs_with_reference(model.run, ref_model.run, min_repeats, min_duration_s,
+                                                 max_duration_s)
+            ref_samples.extend(ref)
+            return got
+
+        samples, energy = _timed_with_energy(sensor, timed)
+        if energy is not None:
+            # The estimate's CPU-time window also covered the reference runs: keep the model's share.
+            share = sum(samples) / (sum(samples) + sum(ref_samples))
+            energy["per_inference"] *= share
+            energy["params"]["model_time_share"] = share
     if sensor is not None and sensor.kind != "estimate":
         energy = measure_energy(model.run, sensor, energy_protocol or EnergyProtocol(),
                                 lambda: conditions(sysfs_root, bin_dir))
@@ -82,6 +111,7 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
     return {
         "schema": SCHEMA_VERSION,
         "latency_ms": latency_stats(samples),
+        "reference": _reference_view(samples, ref_samples),
         "energy_mj": energy,
         "runtime": {"name": runtime, "version": runtime_version(runtime), "threads": threads},
         "settings": {"warmup": warmup, "min_repeats": min_repeats,

@@ -166,7 +166,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
     async def measure(request: Request, runtime: str = Query("onnxruntime"), threads: int = Query(1),
                       warmup: int = Query(10), min_repeats: int = Query(30),
                       min_duration_s: float = Query(0.5), max_duration_s: float = Query(60.0),
-                      wait: bool = Query(True)) -> JSONResponse:
+                      wait: bool = Query(True), reference: bool = Query(True)) -> JSONResponse:
         settings = {"threads": threads, "warmup": warmup, "min_repeats": min_repeats,
                     "min_duration_s": min_duration_s, "max_duration_s": max_duration_s}
         _check_request(runtime, settings)
@@ -175,7 +175,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
             raise ApiError(400, "empty body", "send the model file as the request body "
                                               "(Content-Type: application/octet-stream)")
         try:
-            job = worker.submit(body, {"runtime": runtime, **settings})
+            job = worker.submit(body, {"runtime": runtime, "reference": reference, **settings})
         except JobQueueFull as exc:
             raise ApiError(503, "queue full", str(exc), headers={"Retry-After": "10"})
         if not wait:

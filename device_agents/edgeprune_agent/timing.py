@@ -44,6 +44,42 @@ def timed_runs(run_fn: Callable[[], object], min_repeats: int, min_duration_s: f
     return samples
 
 
+def timed_runs_with_reference(run_fn: Callable[[], object], ref_fn: Callable[[], object], min_repeats: int,
+                              min_duration_s: float, max_duration_s: float, block_s: float = 0.02,
+                              clock: Clock = time.perf_counter_ns) -> tuple:
+    """Alternate blocks of the model (``block_s``) and of the reference (half as long); ms samples of each.
+
+    Blocks keep caches warm for each model while the alternation tracks machine-wide speed drift.
+    """
+    samples: List[float] = []
+    ref: List[float] = []
+    model_ns = 0
+    loop_start = clock()
+    while True:
+        block_end = clock() + int(block_s * 1e9)
+        while True:
+            t0 = clock()
+            run_fn()
+            t1 = clock()
+            samples.append((t1 - t0) / 1e6)
+            model_ns += t1 - t0
+            if t1 >= block_end:
+                break
+        ref_end = clock() + int(block_s * 5e8)
+        while True:
+            t0 = clock()
+            ref_fn()
+            t1 = clock()
+            ref.append((t1 - t0) / 1e6)
+            if t1 >= ref_end:
+                break
+        if clock() - loop_start >= max_duration_s * 1e9:
+            break
+        if len(samples) >= min_repeats and model_ns >= min_duration_s * 1e9:
+            break
+    return samples, ref
+
+
 def measure_latency(run_fn: Callable[[], object], warmup: int = 10, min_repeats: int = 30,
                     min_duration_s: float = 0.5, max_duration_s: float = 60.0,
                     clock: Clock = time.perf_counter_ns) -> List[float]:

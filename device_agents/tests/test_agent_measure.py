@@ -10,7 +10,7 @@ from edgeprune_agent import ModelInvalid, measure_model
 from edgeprune_agent.fingerprint import fingerprint_id
 from edgeprune_agent.sensors import open_sensor
 
-RESULT_KEYS = {"schema", "latency_ms", "energy_mj", "runtime", "settings", "inputs", "model_sha256",
+RESULT_KEYS = {"schema", "latency_ms", "reference", "energy_mj", "runtime", "settings", "inputs", "model_sha256",
                "conditions_before", "conditions_after", "device", "started_at", "finished_at", "wall_s"}
 LATENCY_KEYS = {"median", "mean", "p10", "p90", "std", "min", "n", "cv", "run_cv"}
 FAST = {"warmup": 2, "min_repeats": 12, "min_duration_s": 0.05}
@@ -27,7 +27,10 @@ def test_onnxruntime_result_schema_and_estimate_energy(conv_model):
     assert set(energy) == {"per_inference", "source", "kind", "method", "params"}
     assert (energy["kind"], energy["source"], energy["method"]) == ("estimate", "estimate", "cpu_time_x_power")
     assert energy["params"]["watts_per_busy_core"] == 10.0
-    expected_mj = energy["params"]["cpu_time_s"] * 10.0 / lat["n"] * 1000
+    # the reference workload's runs are interleaved: only the model's share of the CPU time is charged
+    share = energy["params"]["model_time_share"]
+    assert 0 < share < 1 and result["reference"]["ratio"] > 0
+    expected_mj = energy["params"]["cpu_time_s"] * 10.0 * share / lat["n"] * 1000
     assert energy["per_inference"] == pytest.approx(expected_mj)
     assert energy["per_inference"] > 0
     assert result["runtime"]["name"] == "onnxruntime" and result["runtime"]["threads"] == 1

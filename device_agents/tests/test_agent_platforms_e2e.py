@@ -26,7 +26,7 @@ def _replace(path: Path, text: str) -> None:
 class LoadFollower(threading.Thread):
     """Writes 'load' values while the agent's worker runs the model (seen in its stack), 'idle' values otherwise."""
 
-    RUNNING = {"load_window", "timed_runs", "warm_up"}
+    RUNNING = {"load_window", "timed_runs", "timed_runs_with_reference", "warm_up"}
 
     def __init__(self, write, period_s: float = 0.002):
         super().__init__(daemon=True)

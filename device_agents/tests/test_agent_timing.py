@@ -86,3 +86,17 @@ def test_real_clock_measures_sleep():
     samples = measure_latency(lambda: time.sleep(0.002), warmup=1, min_repeats=5, min_duration_s=0.01)
     assert len(samples) >= 5
     assert min(samples) >= 2.0
+
+
+def test_reference_blocks_alternate_and_meet_minimums():
+    from edgeprune_agent.timing import timed_runs_with_reference
+
+    order = []
+    clock = iter(range(0, 10**12, 1_000_000))  # every clock read advances 1 ms
+    samples, ref = timed_runs_with_reference(lambda: order.append("m"), lambda: order.append("r"), min_repeats=50,
+                                             min_duration_s=0.1, max_duration_s=10, block_s=0.01,
+                                             clock=lambda: next(clock))
+    assert len(samples) >= 50 and sum(samples) >= 100 and ref
+    runs = "".join(order)
+    assert runs.startswith("m") and "mr" in runs and "rm" in runs  # alternating blocks, model first
+    assert runs.count("rm") >= 3

@@ -43,16 +43,32 @@ class Selection:
         return {"fingerprint_id": self.fingerprint_id, "runtime": self.runtime, "threads": self.threads}
 
 
+def reference_scale(table: LatencyTable, sel: Selection) -> float | None:
+    """Typical time of the drift reference on this device/runtime/threads (median over all rows)."""
+    refs = [r["reference_ms"] for kind in ("layer", "network") for r in table.rows(kind, **sel.where())
+            if r["reference_ms"] is not None]
+    return float(np.median(refs)) if refs else None
+
+
+def row_value(row, metric: str, scale: float | None) -> float | None:
+    """A row's cost; latency is drift-corrected (ratio to the interleaved reference × its typical time)."""
+    if metric == "latency" and scale is not None and row["reference_ratio"] is not None:
+        return float(row["reference_ratio"]) * scale
+    return row[metric_column(metric)]
+
+
 def layer_samples(table: LatencyTable, sel: Selection, metric: str) -> dict[str, LayerSamples]:
     """Per-signature samples; repeated points (other settings) are merged by their median."""
-    col = metric_column(metric)
+    metric_column(metric)
+    scale = reference_scale(table, sel)
     values: dict[tuple, list[float]] = defaultdict(list)
     sigs: dict[str, LayerSignature] = {}
     for row in table.rows("layer", **sel.where()):
-        if row[col] is None:
+        value = row_value(row, metric, scale)
+        if value is None:
             continue
         sigs.setdefault(row["signature_key"], LayerSignature.from_dict(json.loads(row["signature_json"])))
-        values[(row["signature_key"], row["c_in"], row["c_out"])].append(row[col])
+        values[(row["signature_key"], row["c_in"], row["c_out"])].append(value)
     out: dict[str, list] = defaultdict(list)
     for (key, c_in, c_out), v in values.items():
         out[key].append((c_in, c_out, float(np.median(v))))
@@ -63,10 +79,12 @@ def layer_samples(table: LatencyTable, sel: Selection, metric: str) -> dict[str,
 def network_samples(table: LatencyTable, sel: Selection, architecture_hash: str,
                     metric: str) -> tuple[list[dict[str, int]], np.ndarray]:
     """Whole-network measurements of one architecture: widths and costs, in measurement order."""
-    col = metric_column(metric)
+    metric_column(metric)
+    scale = reference_scale(table, sel)
     widths, y = [], []
     for row in table.rows("network", architecture_hash=architecture_hash, **sel.where()):
-        if row[col] is not None:
+        value = row_value(row, metric, scale)
+        if value is not None:
             widths.append(json.loads(row["widths_json"]))
-            y.append(row[col])
+            y.append(value)
     return widths, np.array(y, dtype=float)

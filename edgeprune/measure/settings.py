@@ -13,6 +13,7 @@ class MeasureSettings:
     min_repeats: int = 30
     min_duration_s: float = 0.3
     max_duration_s: float = 60.0
+    reference: bool = True  # time a fixed reference workload in alternating blocks (drift correction)
 
     def __post_init__(self):
         if self.threads < 1 or self.warmup < 0 or self.min_repeats < 1:

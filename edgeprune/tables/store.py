@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, Iterator
 from edgeprune.errors import EdgepruneError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _STAT_COLUMNS = """
     latency_median_ms REAL NOT NULL, latency_mean_ms REAL, latency_p10_ms REAL, latency_p90_ms REAL,
     latency_std_ms REAL, latency_min_ms REAL, repeats INTEGER, cv REAL, run_cv REAL,
+    reference_ms REAL, reference_ratio REAL,
     energy_mj REAL, energy_source TEXT, energy_kind TEXT,
     temperature_c REAL, throttled INTEGER,
     device_name TEXT NOT NULL, fingerprint_id TEXT NOT NULL, runtime TEXT NOT NULL, runtime_version TEXT,
@@ -64,6 +65,7 @@ class LatencyTable:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._check_version()
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise TableError(f"{self.path} is not a usable edgeprune table: {exc}") from exc
 
@@ -74,6 +76,15 @@ class LatencyTable:
         elif int(row["value"]) > SCHEMA_VERSION:
             raise TableError(f"{self.path} has schema {row['value']}, newer than this edgeprune "
                              f"({SCHEMA_VERSION}); upgrade edgeprune")
+
+    def _migrate(self) -> None:
+        """Add columns introduced after a table was created (schema 1 → 2: drift reference)."""
+        for table in ("layer_measurements", "network_measurements"):
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for col in ("reference_ms", "reference_ratio"):
+                if col not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {col} REAL")
+        self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -129,6 +140,8 @@ class LatencyTable:
             "latency_median_ms": lat["median"], "latency_mean_ms": lat["mean"], "latency_p10_ms": lat["p10"],
             "latency_p90_ms": lat["p90"], "latency_std_ms": lat["std"], "latency_min_ms": lat["min"],
             "repeats": lat["n"], "cv": lat["cv"], "run_cv": lat["run_cv"],
+            "reference_ms": (result.get("reference") or {}).get("median_ms"),
+            "reference_ratio": (result.get("reference") or {}).get("ratio"),
             "energy_mj": energy.get("per_inference"), "energy_source": energy.get("source"),
             "energy_kind": energy.get("kind"),
             "temperature_c": after.get("temperature_c"),
