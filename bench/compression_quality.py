@@ -80,7 +80,8 @@ def main() -> None:
                                      budget=f"{budget_ms}ms", method=base, epochs=epochs,
                                      out=str(work / f"{name}-{frac}-{method}"), round_to=int(rounding) if rounding
                                      else None, data_limit=limit, ecc=ecc, lr=0.01,
-                                     netadapt_tune_steps=10 if args.quick else 50)
+                                     netadapt_tune_steps=5 if args.quick else 50,
+                                     netadapt_step=0.1 if args.quick else 0.05)
                 t0 = time.perf_counter()
                 try:
                     s = compress(cfg)

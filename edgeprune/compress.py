@@ -58,6 +58,7 @@ class CompressConfig:
     data_limit: int | None = None
     ecc: EccSettings = field(default_factory=EccSettings)
     netadapt_tune_steps: int = 50
+    netadapt_step: float = 0.05
 
 
 def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
@@ -132,7 +133,8 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     elif cfg.method == "netadapt":
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
         result, tuned = netadapt_search(work, space, cost_fn, budget.value, data, round_to=cfg.round_to,
-                                        short_tune_steps=cfg.netadapt_tune_steps)
+                                        short_tune_steps=cfg.netadapt_tune_steps,
+                                        step_fraction=cfg.netadapt_step)
     elif cfg.method == "uniform":
         result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to)
     else:
