@@ -117,7 +117,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
             widths.copy_(torch.tensor(real, dtype=widths.dtype))
         real_cost = float(cost_model.predict([dict(zip(groups, real))])[0])
         outside = admm.project(real)
-        record = {"iter": it, "loss": float(loss), "predicted_cost": real_cost, "budget": budget_abs,
+        record = {"iter": it, "loss": loss.item(), "predicted_cost": real_cost, "budget": budget_abs,
                   "dual": y, "pruned_weight_share": outside, "widths": dict(zip(groups, real))}
         history.append(record)
         if progress:
