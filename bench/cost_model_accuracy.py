@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection

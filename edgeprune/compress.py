@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import RidgeCV
 
-from edgeprune.costmodel.bilinear import BilinearLayerModel, fit_layer_models
+from edgeprune.costmodel.bilinear import fit_layer_models
 from edgeprune.costmodel.features import FeatureSpec
 from edgeprune.models.layer_space import LayerSpace
 

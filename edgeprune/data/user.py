@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 import inspect
-import itertools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
+from edgeprune.userfile import import_user_file
 
 from .bundle import DataBundle, DataError
 
 __all__ = ["load_user_source"]
 
-_counter = itertools.count()
 _PASSABLE = ("batch_size", "seed", "num_workers", "augment", "val_fraction")
 
 
 def _import_file(path: Path) -> object:
     """Import a Python file under a fresh, unique module name."""
-    name = f"edgeprune_user_data_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise DataError(f"cannot import {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    # User code can raise anything while importing; report it with the cause attached.
-    except Exception as exc:
-        del sys.modules[name]
-        raise DataError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    return module
+    return import_user_file(path, "edgeprune_user_data", DataError)
 
 
 def _resolve(spec: str) -> Callable:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import shlex
 import statistics
 import time
 from datetime import datetime, timezone

@@ -20,15 +20,18 @@ def _registry_path() -> Path:
     return config_dir() / "devices.json"
 
 
-def load_registry() -> dict[str, dict]:
-    """All registered devices."""
-    path = _registry_path()
+def _load_json(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DeviceConfigError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
+
+
+def load_registry() -> dict[str, dict]:
+    """All registered devices."""
+    return _load_json(_registry_path())
 
 
 def add_device(name: str, url: str, token_file: str | Path) -> dict:
@@ -104,13 +107,7 @@ def _groups_path() -> Path:
 
 def load_groups() -> dict[str, list[str]]:
     """Named device groups (fleets)."""
-    path = _groups_path()
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DeviceConfigError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
+    return _load_json(_groups_path())
 
 
 def add_group(name: str, members: list[str]) -> list[str]:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import itertools
-import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -13,6 +9,7 @@ from typing import NamedTuple
 
 from torch import nn
 from edgeprune.errors import EdgepruneError
+from edgeprune.userfile import import_user_file
 
 from .demo_cnn import demo_cnn
 from .mobilenetv2 import mobilenetv2
@@ -45,7 +42,6 @@ MODELS: dict[str, ModelEntry] = {
     "demo_cnn32": ModelEntry(partial(demo_cnn, in_channels=3), (1, 3, 32, 32)),
 }
 
-_module_counter = itertools.count()
 
 
 def _as_shape(value: object, where: str) -> Shape:
@@ -65,20 +61,7 @@ def _is_file_spec(spec: str) -> bool:
 
 def _import_file(path: Path) -> object:
     """Import a Python file under a fresh, unique module name."""
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    name = f"edgeprune_user_model_{digest}_{next(_module_counter)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ModelSpecError(f"cannot import {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    # User code can raise anything while importing; report it as a spec problem with the cause attached.
-    except Exception as exc:
-        del sys.modules[name]
-        raise ModelSpecError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    return module
+    return import_user_file(path, "edgeprune_user_model", ModelSpecError)
 
 
 def _build_from_file(spec: str) -> tuple[nn.Module, Shape | None]:

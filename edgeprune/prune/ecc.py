@@ -91,7 +91,6 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
     dense = [space.dense_widths()[g] for g in groups]
     admm = _Admm(model, space, groups)
     widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
-    dense_cost = float(cost(torch.tensor(dense, dtype=torch.float64)))
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=5e-4)
     batches = _batches(data.train)
     history, price = [], None
