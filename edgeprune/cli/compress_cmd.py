@@ -51,6 +51,9 @@ def print_summary(o: Output, s: dict) -> None:
     t.add_row(f"measured {s['metric']}", f"{s['dense']['measured_cost']:.4g} {u}", f"{s['measured_cost']:.4g} {u}",
               s["cost_source"])
     o.print(t)
+    if s.get("measured_cost_drift_corrected"):
+        o.print(f"drift-corrected measurement (reference workload, table's typical speed): "
+                f"{s['measured_cost_drift_corrected']:.4g} {u} — compare this one with the prediction")
     verdict = "within" if s["within_budget_measured"] else "[red]OVER[/]"
     o.print(f"measured cost is {verdict} the budget; prediction error {s['prediction_error']:+.1%}; ONNX parity "
             f"max |diff| {s['parity']['max_abs_diff']:.1e}, top-1 agreement {s['parity']['top1_agreement']:.0%}")

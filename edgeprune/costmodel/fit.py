@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
-from edgeprune.costmodel.dataset import METRIC_UNITS, Selection, layer_samples, network_samples
+from edgeprune.costmodel.dataset import METRIC_UNITS, Selection, layer_samples, network_samples, reference_scale
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.model import CostModel
@@ -131,6 +131,8 @@ def _provenance(table: LatencyTable, device: str, model_name: str, space: LayerS
             "device": {"name": device, "fingerprint_id": sel.fingerprint_id, "cpu_model": info.get("cpu_model"),
                        "energy_source": _energy_source(table, sel) if metric == "energy" else None},
             "runtime": {"name": sel.runtime, "versions": versions, "threads": sel.threads},
+            # Latency fits are in units of this typical reference time (drift-corrected); see dataset.row_value.
+            "reference_ms": reference_scale(table, sel) if metric == "latency" else None,
             "model": {"name": model_name, "architecture_hash": arch, "input_shape": list(space.input_shape)},
             "table": {"path": str(table.path), "rows_digest": _table_digest(table, sel, arch)},
             "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
