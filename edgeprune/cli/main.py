@@ -6,6 +6,7 @@ import typer
 from edgeprune.cli import agent_cmd, device_cmd
 from edgeprune.cli.calibrate_cmd import calibrate_command
 from edgeprune.cli.compress_cmd import compress_command, demo_command
+from edgeprune.cli.deepcompress_cmd import deep_compress_command
 from edgeprune.cli.fit_cmd import fit_command, predict_command
 from edgeprune.cli.layers_cmd import layers_command
 
@@ -17,6 +18,7 @@ app.command("fit")(fit_command)
 app.command("predict")(predict_command)
 app.command("compress")(compress_command)
 app.command("demo")(demo_command)
+app.command("deep-compress")(deep_compress_command)
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(agent_cmd.app, name="agent")
 
