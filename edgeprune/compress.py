@@ -174,5 +174,5 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     }
     save_compressed(out, pruned, cfg.model, shape, result.kept,
                     {k: summary[k] for k in ("method", "metric", "budget", "budget_abs", "predicted_cost",
-                                             "measured_cost", "cost_source")} | {"accuracy": comp_acc})
+                                             "measured_cost", "cost_source")} | {"accuracy": comp_acc, "data": cfg.data})
     return summary

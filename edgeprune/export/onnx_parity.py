@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.export.samples import take_samples
 from edgeprune.measure.export import to_onnx_bytes
 
 
@@ -25,19 +26,10 @@ class ParityReport:
     top1_agreement: float
     atol: float
     passed: bool
+    layout: str = "NCHW"
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _samples(loader, n: int) -> torch.Tensor:
-    xs, total = [], 0
-    for x, _ in loader:
-        xs.append(x)
-        total += len(x)
-        if total >= n:
-            break
-    return torch.cat(xs)[:n]
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, loader=None,
@@ -50,7 +42,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
     path.write_bytes(data)
     if loader is None:
         return None
-    report = check_parity(model, data, _samples(loader, samples), atol, min_agreement)
+    report = check_parity(model, data, take_samples(loader, samples), atol, min_agreement)
     if not report.passed:
         raise ParityError(f"{path}: ONNX output differs from torch (max |diff| {report.max_abs_diff:.2e} > "
                           f"{atol:g} or top-1 agreement {report.top1_agreement:.1%} < {min_agreement:.0%})")

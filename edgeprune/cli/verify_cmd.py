@@ -1,0 +1,52 @@
+"""``edgeprune verify``: measure an artifact on a device against the cost model's prediction and the budget."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edgeprune.cli.common import JsonOpt
+from edgeprune.cli.output import Output
+
+
+def verify_command(artifact: Path = typer.Argument(..., help="An .onnx or .tflite file."),
+                   device: str = typer.Option("local", "--device", "-d"),
+                   budget: str = typer.Option(None, "--budget", help="4.2mJ, 3ms, or a fraction of dense."),
+                   metric: str = typer.Option("latency", "--metric", help="energy or latency."),
+                   tolerance: float = typer.Option(0.03, "--tolerance", help="Allowed excess over the budget."),
+                   cost_model: Path = typer.Option(None, "--cost-model", help="Cost model JSON (default: the "
+                                                   "fitted one for this device and model)."),
+                   as_json: bool = JsonOpt):
+    """Measure an artifact end to end; exit 1 when it exceeds the budget beyond the tolerance."""
+    from edgeprune.verify import verify
+
+    o = Output(as_json)
+    with o.errors():
+        r = verify(device, artifact, budget, metric, tolerance, cost_model)
+        o.emit(r)
+        print_report(o, r)
+    if r["within_budget"] is False:
+        raise typer.Exit(1)
+
+
+def print_report(o: Output, r: dict) -> None:
+    """Measured vs predicted vs budget, then the per-layer breakdown."""
+    u, p = r["unit"], r["provenance"]
+    src = p.get("sensor") or p["source"]
+    o.print(f"{r['artifact']} on {r['device']} ({p['runtime']}): measured {r['metric']} {r['measured']:.4g} {u} "
+            f"({src})")
+    if r["predicted"] is not None:
+        o.print(f"predicted {r['predicted']:.4g} {u} by {r['cost_model']} ({r['prediction_error']:+.1%})")
+    if r["budget"] is not None:
+        verdict = "within" if r["within_budget"] else "[red]OVER[/]"
+        o.print(f"{verdict} the budget {r['budget']:.4g} {u} (tolerance {r['tolerance']:.0%})")
+    if r["layers"]:
+        t = Table("layer", "measured ms (ORT profiler)", f"predicted {u} (cost model)")
+        for row in r["layers"]:
+            t.add_row(row["layer"], _fmt(row["measured_ms"]), _fmt(row["predicted"]))
+        o.print(t)
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:.4g}"

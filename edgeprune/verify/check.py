@@ -1,0 +1,121 @@
+"""Measure an artifact on a device and set the result beside the cost model's prediction and the budget."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure.settings import MeasureSettings
+from edgeprune.prune.budget import UNITS, parse_budget, resolve_budget
+
+RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert"}
+
+
+class VerifyError(EdgepruneError):
+    """The artifact cannot be verified as asked (unknown format, no energy reading, no dense cost for a budget)."""
+
+
+def runtime_of(path: Path) -> str:
+    """Runtime that loads the artifact, from its suffix."""
+    try:
+        return RUNTIMES[path.suffix.lower()]
+    except KeyError:
+        raise VerifyError(f"{path}: unknown artifact type; expected .onnx or .tflite") from None
+
+
+def model_info(artifact: Path) -> dict | None:
+    """channels.json of the compressed-model directory the artifact sits in, if it sits in one."""
+    from edgeprune.prune.artifact import CHANNELS, read_info
+
+    return read_info(artifact.parent) if (artifact.parent / CHANNELS).is_file() else None
+
+
+def measured_value(result: dict, metric: str, device: str, runtime: str) -> tuple[float, dict]:
+    """The metric's value from a measurement result and where it came from."""
+    provenance = {"device": device, "runtime": runtime, "runtime_version": result.get("runtime", {}).get("version"),
+                  "fingerprint_id": result.get("device", {}).get("fingerprint_id")}
+    if metric == "latency":
+        return float(result["latency_ms"]["median"]), provenance | {"source": "timer", "statistic": "median"}
+    energy = result.get("energy_mj")
+    if not energy:
+        raise VerifyError(f"device {device!r} returned no energy reading; verify with --metric latency")
+    return float(energy["per_inference"]), provenance | {
+        "source": energy.get("source"), "kind": energy.get("kind"), "method": energy.get("method"),
+        "sensor": energy.get("source") if energy.get("kind") != "estimate" else "estimate"}
+
+
+def load_cost_model(info: dict | None, path, device: str, runtime: str, threads: int, metric: str):
+    """(cost model, its path) from ``path`` or the default location for this device/model; (None, None) if none."""
+    from edgeprune.costmodel import persist
+    from edgeprune.costmodel.fit import default_model_path
+
+    if path is None and info is not None:
+        path = default_model_path(device, info["base_model"], runtime, threads, metric)
+    if path is None or not Path(path).is_file():
+        return None, None
+    return persist.load(path)[0], str(path)
+
+
+def predictions(cost_model, info: dict | None) -> tuple[float | None, float | None, dict | None]:
+    """(predicted cost of the artifact's widths, dense cost, per-layer costs) — None where unknown."""
+    if cost_model is None:
+        return None, None, None
+    dense = float(cost_model.predict([{}])[0])
+    widths = (info or {}).get("widths")
+    if widths is None:
+        return None, dense, None
+    try:
+        layers = cost_model.layer_costs({**cost_model.dense_widths_, **widths})
+    except (ValueError, AttributeError):  # fitted from whole networks only: no per-layer breakdown
+        layers = None
+    return float(cost_model.predict([widths])[0]), dense, layers
+
+
+def budget_value(budget: str | None, metric: str, dense: float | None) -> float | None:
+    """Absolute budget in the metric's unit; a relative one needs the cost model's dense prediction."""
+    if budget is None:
+        return None
+    parsed = parse_budget(budget)
+    if parsed.relative and dense is None:
+        raise VerifyError(f"budget {budget!r} is relative to the dense model, but no cost model is known for this "
+                          f"artifact; give an absolute budget (e.g. 3ms) or --cost-model PATH")
+    return resolve_budget(parsed, metric, dense if dense is not None else float("inf"), 0.0).value
+
+
+def verify(device_name: str, artifact_path: str | Path, budget: str | None = None, metric: str = "latency",
+           tolerance: float = 0.03, cost_model_path: str | Path | None = None, threads: int = 1,
+           settings: MeasureSettings | None = None, profile: bool = True, cost_model=None) -> dict:
+    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX."""
+    from edgeprune.measure.registry import open_device
+
+    if metric not in UNITS:
+        raise VerifyError(f"unknown metric {metric!r}; choose one of {sorted(UNITS)}")
+    path = Path(artifact_path)
+    runtime = runtime_of(path)
+    data = path.read_bytes()
+    info = model_info(path)
+    cm_path = str(cost_model_path) if cost_model_path else None
+    if cost_model is None:
+        cost_model, cm_path = load_cost_model(info, cost_model_path, device_name, runtime, threads, metric)
+    predicted, dense, layer_pred = predictions(cost_model, info)
+    limit = budget_value(budget, metric, dense)
+    result = open_device(device_name).measure(data, runtime, settings or MeasureSettings(threads=threads))
+    measured, provenance = measured_value(result, metric, device_name, runtime)
+    return {"artifact": str(path), "device": device_name, "metric": metric, "unit": UNITS[metric][0],
+            "measured": measured, "predicted": predicted, "dense_predicted": dense, "cost_model": cm_path,
+            "prediction_error": measured / predicted - 1 if predicted else None,
+            "budget": limit, "budget_given": budget, "tolerance": tolerance,
+            "within_budget": None if limit is None else measured <= limit * (1 + tolerance),
+            "provenance": provenance, "layers": _layers(data, runtime, device_name, layer_pred, threads, profile)}
+
+
+def _layers(data: bytes, runtime: str, device: str, predicted: dict | None, threads: int, profile: bool):
+    """Per-layer measured ms (onnxruntime profiler, in-process) beside the cost model's per-layer prediction."""
+    from edgeprune.measure.registry import LOCAL
+    from edgeprune.verify.profile import layer_times_ms, profile_onnx
+
+    if not profile or runtime != "onnxruntime" or device != LOCAL:
+        return None  # the profiler runs in this process: only meaningful for the local device
+    measured = layer_times_ms(profile_onnx(data, threads=threads))
+    names = list(predicted or {}) + [n for n in measured if n not in (predicted or {})]
+    return [{"layer": n, "measured_ms": measured.get(n), "predicted": (predicted or {}).get(n)} for n in names]
+

@@ -1,0 +1,91 @@
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edgeprune.cli.verify_cmd import verify_command
+from edgeprune.costmodel import persist
+from edgeprune.export.onnx_parity import export_onnx
+from edgeprune.measure.settings import MeasureSettings
+from edgeprune.models import build_model
+from edgeprune.verify import VerifyError, verify
+from edgeprune.verify.profile import OTHER, layer_of
+from helpers_export import save_dir, synthetic_cost_model
+
+FAST = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01, reference=False)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    net, shape = build_model("demo_cnn")
+    d = save_dir(tmp_path_factory.mktemp("verify"), net, shape)
+    export_onnx(net, shape, d / "model.onnx")
+    return d / "model.onnx", synthetic_cost_model(net, shape)
+
+
+def _app():
+    app = typer.Typer()
+    app.command("verify")(verify_command)
+    return app
+
+
+def test_node_names_map_to_layers():
+    assert layer_of("/layer1/layer1.0/conv1/Conv") == "layer1.0.conv1"
+    assert layer_of("/features/features.3/conv/conv.0/conv.0.0/Conv") == "features.3.conv.0.0"
+    assert layer_of("/conv1/Conv") == "conv1" and layer_of("/Relu") is None
+
+
+def test_verify_local_within_budget_with_provenance(artifact):
+    path, _ = artifact
+    r = verify("local", path, "1s", "latency", settings=FAST)
+    assert r["within_budget"] is True and r["budget"] == 1000.0 and 0 < r["measured"] < 1000
+    assert r["provenance"]["device"] == "local" and r["provenance"]["runtime"] == "onnxruntime"
+    assert r["predicted"] is None  # no cost model fitted for this device in the isolated models dir
+    e = verify("local", path, None, "energy", settings=FAST, profile=False)
+    assert e["budget"] is None and e["within_budget"] is None and e["measured"] > 0
+    prov = e["provenance"]
+    assert prov["source"] and prov["sensor"] == ("estimate" if prov["kind"] == "estimate" else prov["source"])
+
+
+def test_relative_budget_needs_a_cost_model(artifact):
+    with pytest.raises(VerifyError, match="relative"):
+        verify("local", artifact[0], "0.5", "latency", settings=FAST)
+
+
+def test_cost_model_prediction_relative_budget_and_layer_breakdown(artifact, tmp_path):
+    path, cm = artifact
+    cm_path = persist.save(cm, {"device": {}, "model": {}}, tmp_path / "cm.json")
+    r = verify("local", path, "0.5", "latency", cost_model_path=cm_path, settings=FAST)
+    dense = float(cm.predict([{}])[0])
+    assert r["predicted"] == pytest.approx(dense) and r["budget"] == pytest.approx(0.5 * dense)
+    rows = {row["layer"]: row for row in r["layers"]}
+    assert {"conv1", "conv2", "conv3", "linear", OTHER} <= set(rows)
+    for name in ("conv1", "conv2", "conv3", "linear"):
+        assert rows[name]["measured_ms"] > 0 and rows[name]["predicted"] == pytest.approx(cm.layer_costs(
+            cm.dense_widths_)[name])
+    assert rows[OTHER]["predicted"] is None
+
+
+def test_cli_exit_code_and_json(artifact):
+    path, _ = artifact
+    ok = CliRunner().invoke(_app(), [str(path), "--budget", "10s", "--json"])
+    assert ok.exit_code == 0, ok.output
+    out = json.loads(ok.stdout)
+    assert out["within_budget"] is True and {"measured", "predicted", "budget", "provenance"} <= set(out)
+    over = CliRunner().invoke(_app(), [str(path), "--budget", "1ns", "--json"])
+    assert over.exit_code == 1 and json.loads(over.stdout)["within_budget"] is False
+    bad = CliRunner().invoke(_app(), [str(path), "--budget", "3mJ", "--json"])  # energy unit, latency metric
+    assert bad.exit_code == 1 and "error" in json.loads(bad.stdout)
+
+
+def test_node_names_of_nested_models_map_to_module_names():
+    import onnx
+    import torch.nn as nn
+
+    from edgeprune.measure.export import to_onnx_bytes
+
+    net, shape = build_model("mobilenetv2")
+    convs = {n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+    nodes = [n.name for n in onnx.load_from_string(to_onnx_bytes(net, shape)).graph.node if n.op_type == "Conv"]
+    assert {layer_of(n) for n in nodes} == convs
