@@ -56,9 +56,10 @@ def to_tflite_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
         warnings.simplefilter("ignore")
         try:
             converted = litert_torch.convert(model.eval(), (example,))
+            # model_content() prints progress too: keep it inside the redirect (stdout carries --json output).
+            return bytes(converted.model_content())
         except Exception as exc:  # litert-torch raises many unrelated types for unsupported graphs
             raise ExportError(f"TFLite conversion failed: {exc}") from exc
-    return bytes(converted.model_content())
 
 
 def export_model(model: nn.Module, input_shape: tuple[int, ...], runtime: str) -> bytes:
