@@ -25,3 +25,34 @@ def run_cli(*args, check=True, timeout=300, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"edgeprune {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_agent(token_file, *extra, command=("edgeprune.cli.main", "agent")):
+    """A real agent process on a free loopback port, serving; returns (process, url)."""
+    import time
+
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", *command, "serve", "--port", str(port), "--token-file",
+                             str(token_file), "--sensor", "estimate", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("agent did not start: " + proc.stderr.read().decode()[-2000:])

@@ -2,25 +2,17 @@
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 
-from conftest import FAST, run_cli
+from conftest import FAST, free_port, run_cli, start_agent
 from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -28,20 +20,7 @@ def agent(tmp_path):
     """`edgeprune agent serve` in its own process on a free loopback port; yields (url, token_file, proc)."""
     token_file = tmp_path / "agent.token"
     token_file.write_text("s3cret-token\n")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "edgeprune.cli.main", "agent", "serve", "--port", str(port),
-                             "--token-file", str(token_file), "--sensor", "estimate"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("agent did not start: " + proc.stderr.read().decode()[-2000:])
+    proc, url = start_agent(token_file)
     yield url, token_file, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -128,6 +107,6 @@ def test_measure_rejects_garbage_through_host_client(agent):
 def test_unreachable_device(tmp_path):
     token = tmp_path / "t"
     token.write_text("x")
-    run_cli("device", "add", "gone", "--url", f"http://127.0.0.1:{_free_port()}", "--token-file", token)
+    run_cli("device", "add", "gone", "--url", f"http://127.0.0.1:{free_port()}", "--token-file", token)
     with pytest.raises(DeviceUnavailable, match="did not answer"):
         open_device("gone").info()

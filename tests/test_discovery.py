@@ -1,23 +1,12 @@
 """Zeroconf discovery: an agent started with --advertise is found on loopback by `edgeprune device discover`."""
 import json
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
-import pytest
 
-from conftest import run_cli
+from conftest import run_cli, start_agent
 from edgeprune.measure.discovery import discover, entry_from_info, mark_registered
 from edgeprune.measure.registry import add_device, load_registry
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FakeInfo:
@@ -44,20 +33,8 @@ def test_entry_from_service_info_and_registration_mark():
 def test_advertised_agent_is_discovered_on_loopback(tmp_path):
     token = tmp_path / "t"
     token.write_text("discover-token\n")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
-                             str(token), "--sensor", "estimate", "--advertise", "lab-pi"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_agent(token, "--advertise", "lab-pi", command=("edgeprune_agent",))
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("agent did not start: " + proc.stderr.read().decode()[-2000:])
         found = discover(timeout_s=1.5, interfaces=["127.0.0.1"])
         mine = [a for a in found if a["url"] == url]
         assert len(mine) == 1 and mine[0]["name"] == "lab-pi"

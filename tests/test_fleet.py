@@ -1,16 +1,12 @@
 """Fleet calibration: several agents on loopback ports share one table; a killed agent's jobs go to the others."""
 import json
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 
-from conftest import FAST, run_cli
+from conftest import FAST, run_cli, start_agent
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
 from edgeprune.measure.fleet import FleetMismatch, Job, run_jobs
@@ -23,12 +19,6 @@ from edgeprune.tables.store import LatencyTable
 TINY = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.03)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def agents(tmp_path):
     """Three agent processes on loopback, registered as pi-1..pi-3; yields {name: Popen}."""
@@ -36,22 +26,8 @@ def agents(tmp_path):
     token.write_text("fleet-token\n")
     procs, urls = {}, {}
     for i in (1, 2, 3):
-        port = _free_port()
-        procs[f"pi-{i}"] = subprocess.Popen(
-            [sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file", str(token),
-             "--sensor", "estimate"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        urls[f"pi-{i}"] = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    for name, url in urls.items():
-        while True:
-            try:
-                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.time() > deadline:
-                    pytest.fail(f"agent {name} did not start")
-                time.sleep(0.1)
-        add_device(name, url, token)
+        procs[f"pi-{i}"], urls[f"pi-{i}"] = start_agent(token, command=("edgeprune_agent",))
+        add_device(f"pi-{i}", urls[f"pi-{i}"], token)
     yield procs
     for proc in procs.values():
         if proc.poll() is None:
