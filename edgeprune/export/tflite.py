@@ -46,8 +46,15 @@ def interpreter_class():
 
 def run_tflite(tflite_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """Float outputs of the TFLite model for float inputs ``x`` (in the file's layout), batch by batch."""
-    interp = interpreter_class()(model_content=tflite_bytes)
-    interp.allocate_tensors()
+    from edgeprune_agent.backends.litert import _allocated
+
+    try:
+        interp = _allocated(interpreter_class(), tflite_bytes, 1, default_delegates=True)
+    except RuntimeError as exc:
+        if "delegate" not in str(exc).lower():
+            raise
+        # XNNPACK refuses some int8 graphs; the built-in kernels compute the same model.
+        interp = _allocated(interpreter_class(), tflite_bytes, 1, default_delegates=False)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     batch = int(inp["shape"][0])
     outs = []

@@ -32,6 +32,18 @@ def check_magic(model_bytes: bytes) -> None:
         raise ModelInvalid("not a TFLite model: the flatbuffer identifier 'TFL3' is missing at bytes 4..8")
 
 
+def _allocated(interpreter_cls, model_bytes: bytes, threads: int, default_delegates: bool):
+    """An interpreter with tensors allocated, with or without the default (XNNPACK) delegate."""
+    kwargs = {"model_content": bytes(model_bytes), "num_threads": threads}
+    if not default_delegates:
+        from ai_edge_litert.interpreter import OpResolverType
+
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = interpreter_cls(**kwargs)
+    interp.allocate_tensors()
+    return interp
+
+
 class LiteRtModel:
     """A model loaded into a LiteRT Interpreter with fixed random inputs."""
 
@@ -49,9 +61,18 @@ class LiteRtModel:
     def __init__(self, model_bytes: bytes, threads: int = 1):
         interpreter_cls, _ = _import_interpreter()
         check_magic(model_bytes)
+        self.delegate = "default (XNNPACK)"
         try:
-            self._interp = interpreter_cls(model_content=bytes(model_bytes), num_threads=threads)
-            self._interp.allocate_tensors()
+            self._interp = _allocated(interpreter_cls, model_bytes, threads, default_delegates=True)
+        except RuntimeError as exc:
+            if "delegate" not in str(exc).lower():
+                raise ModelInvalid(f"LiteRT could not load the model: {exc}") from exc
+            # XNNPACK refuses some graphs (seen with int8 ResNets); the built-in kernels still run them.
+            try:
+                self._interp = _allocated(interpreter_cls, model_bytes, threads, default_delegates=False)
+            except Exception as again:  # the interpreter raises ValueError/RuntimeError on bad flatbuffers
+                raise ModelInvalid(f"LiteRT could not load the model: {again}") from again
+            self.delegate = "none (XNNPACK refused the graph)"
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError on bad flatbuffers
             raise ModelInvalid(f"LiteRT could not load the model: {exc}") from exc
         self.inputs: Dict[str, Dict[str, object]] = {}
