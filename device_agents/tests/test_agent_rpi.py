@@ -43,7 +43,7 @@ def test_early_firmware_duplicate_label_is_keyed_by_channel():
 
 
 def test_unpaired_or_empty_output_is_refused():
-    text = (FIXTURES / "rpi5_pmic_read_adc.txt").read_text().replace("VDD_CORE_V volt(15)", "VDD_XXX_V volt(15)")
+    text = (FIXTURES / "rpi5_pmic_read_adc.txt").read_text().replace("VDD_CORE_V volt(15)", "VDD_UNNAMED_V volt(15)")
     with pytest.raises(SensorUnavailable, match="no voltage line pairs with VDD_CORE"):
         parse_pmic_read_adc(text)
     with pytest.raises(SensorUnavailable, match="not a Pi 5"):
