@@ -14,19 +14,45 @@ def resnet20_space():
     return model, build_layer_space(model, shape)
 
 
-def test_resnet20_prunes_only_inner_widths(resnet20_space):
+STREAMS = {
+    "conv1:out": ["conv1:out", "layer1.0.conv1:in", "layer1.0.conv2:out", "layer1.1.conv1:in", "layer1.1.conv2:out",
+                  "layer1.2.conv1:in", "layer1.2.conv2:out", "layer2.0.conv1:in"],
+    "layer2.0.conv2:out": ["layer2.0.conv2:out", "layer2.1.conv1:in", "layer2.1.conv2:out", "layer2.2.conv1:in",
+                           "layer2.2.conv2:out", "layer3.0.conv1:in"],
+    "layer3.0.conv2:out": ["layer3.0.conv2:out", "layer3.1.conv1:in", "layer3.1.conv2:out", "layer3.2.conv1:in",
+                           "layer3.2.conv2:out", "linear:in"],
+}
+
+
+def test_resnet20_prunes_inner_widths_and_residual_streams(resnet20_space):
     _, space = resnet20_space
     assert len(space.layers) == 20  # 19 convs + linear
-    prunable = space.prunable_groups
-    assert len(prunable) == 9  # one inner width per BasicBlock
-    assert all(g.name.endswith("conv1:out") and g.name.startswith("layer") for g in prunable)
-    for g in prunable:
+    prunable = {g.name: g for g in space.prunable_groups}
+    assert len(prunable) == 12  # one inner width per BasicBlock + one residual stream per stage
+    inner = [g for name, g in prunable.items() if name not in STREAMS]
+    assert len(inner) == 9 and all(g.name.endswith("conv1:out") and g.name.startswith("layer") for g in inner)
+    for g in inner:
         block = g.name.rsplit(".", 1)[0]
         assert g.members == [f"{block}.conv1:out", f"{block}.conv2:in"]
-    # residual streams joined by option-A zero padding are detected and held fixed, with a reason
-    fixed = [g for g in space.groups if not g.prunable]
-    assert any("padding" in (g.reason or "") for g in fixed)
-    assert any(g.reason == "feeds the model output" for g in fixed)
+    # each stage's stream is its own group: the option-A shortcut between stages maps channels, not couples them
+    for name, members in STREAMS.items():
+        assert prunable[name].members == members
+    assert [(g.name, g.reason) for g in space.groups if not g.prunable] == [("linear:out", "feeds the model output")]
+
+
+def test_channel_padding_the_graph_cannot_follow_is_held_fixed():
+    class PadNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.b(torch.nn.functional.pad(y, (0, 0, 0, 0, 1, 1)))
+
+    space = build_layer_space(PadNet(), (1, 3, 8, 8))
+    fixed = {g.name: g.reason for g in space.groups if not g.prunable}
+    assert "padding" in fixed["a:out"]
 
 
 def test_resnet20_layer_dims_and_signatures(resnet20_space):
@@ -38,10 +64,11 @@ def test_resnet20_layer_dims_and_signatures(resnet20_space):
     assert by_name["layer3.2.conv2"].signature.in_hw == (8, 8)
     assert by_name["layer3.2.conv2"].signature.act is None  # the add comes before the ReLU
     assert by_name["linear"].signature.op == "linear"
-    assert by_name["conv1"].in_group is None and by_name["conv1"].out_group is None
-    widths = {"layer1.0.conv1:out": 5}
-    assert by_name["layer1.0.conv1"].dims(widths) == (16, 5)
-    assert by_name["layer1.0.conv2"].dims(widths) == (5, 16)
+    assert by_name["conv1"].in_group is None and by_name["conv1"].out_group == "conv1:out"
+    widths = {"layer1.0.conv1:out": 5, "conv1:out": 12}
+    assert by_name["layer1.0.conv1"].dims(widths) == (12, 5)
+    assert by_name["layer1.0.conv2"].dims(widths) == (5, 12)
+    assert by_name["layer2.0.conv1"].dims(widths) == (12, 32)
     sig = by_name["layer1.0.conv1"].signature
     assert LayerSignature.from_dict(__import__("dataclasses").asdict(sig)) == sig
 
@@ -79,6 +106,6 @@ def test_variant_has_requested_widths_and_runs(resnet20_space):
 def test_bad_widths_are_rejected(resnet20_space):
     _, space = resnet20_space
     with pytest.raises(ValueError, match="unknown or non-prunable"):
-        check_widths(space, {"conv1:out": 8})
+        check_widths(space, {"linear:out": 8})
     with pytest.raises(ValueError, match="outside 1..16"):
         check_widths(space, {"layer1.0.conv1:out": 17})

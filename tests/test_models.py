@@ -77,7 +77,7 @@ def test_resnet_custom_stage_widths_pad_at_runtime():
         assert model(x).shape == (2, 7)
         # 8 -> 24 channels needs 16 zero channels, split 8/8 around the strided input.
         stem = torch.relu(model.bn1(model.conv1(x)))
-        padded = model.layer2[0].shortcut(stem, 24)
+        padded = model.layer2[0].shortcut(stem)
     assert padded.shape == (2, 24, 16, 16)
     assert torch.equal(padded[:, 8:16], stem[:, :, ::2, ::2])
     assert padded[:, :8].abs().sum() == 0 and padded[:, 16:].abs().sum() == 0

@@ -1,15 +1,12 @@
 """Whole-network variants with arbitrary per-group widths, for end-to-end measurements."""
 from __future__ import annotations
 
-import copy
 import random
-import warnings
 
-import torch
 import torch.nn as nn
-import torch_pruning as tp
 
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.prune.physical import apply_kept
 
 
 def check_widths(space: LayerSpace, widths: dict[str, int]) -> None:
@@ -24,23 +21,10 @@ def check_widths(space: LayerSpace, widths: dict[str, int]) -> None:
 
 
 def build_variant(model: nn.Module, space: LayerSpace, widths: dict[str, int]) -> nn.Module:
-    """A copy of ``model`` with each group physically narrowed to ``widths`` (torch-pruning)."""
+    """An eval-mode copy of ``model`` with each group physically narrowed to its first ``widths[g]`` channels."""
     check_widths(space, widths)
-    dense = space.dense_widths()
-    variant = copy.deepcopy(model).eval()
-    modules = dict(variant.named_modules())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dg = tp.DependencyGraph().build_dependency(variant, example_inputs=torch.zeros(*space.input_shape),
-                                                   verbose=False)
-        for name, width in widths.items():
-            if width == dense[name]:
-                continue
-            root = modules[name.rsplit(":", 1)[0]]
-            prune_fn = dg.get_pruner_of_module(root).prune_out_channels
-            group = dg.get_pruning_group(root, prune_fn, idxs=list(range(int(width), dense[name])))
-            group.prune()
-    return variant
+    kept = {name: range(int(w)) for name, w in widths.items() if int(w) != space.dense_widths()[name]}
+    return apply_kept(model, space, kept).eval()
 
 
 def random_widths(space: LayerSpace, rng: random.Random, low: float = 0.2) -> dict[str, int]:

@@ -1,12 +1,13 @@
 """Prunable layers of a model and the channel groups that must be pruned together."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
+
+from edgeprune.models.tracing import dependency_graph
 
 MEASURED_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -158,9 +159,7 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
     example = torch.randn(*input_shape)
     names = {m: n for n, m in model.named_modules()}
     in_sizes = _input_sizes(model, example)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    dg = dependency_graph(model, example)
 
     def widths_of(mod, handler):
         if dg.is_out_channel_pruning_fn(handler):

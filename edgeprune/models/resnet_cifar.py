@@ -12,26 +12,52 @@ __all__ = ["BasicBlock", "CifarResNet", "resnet20", "resnet32", "resnet44", "res
 
 
 class PadShortcut(nn.Module):
-    """Parameter-free option-A shortcut: subsample spatially, zero-pad channels to the branch width."""
+    """Parameter-free option-A shortcut: subsample spatially, zero-pad channels to the branch width.
 
-    def __init__(self, stride: int = 1) -> None:
+    ``source[j]`` is the input channel that output channel ``j`` copies, or -1 for a zero channel. Dense, it is
+    the centred pad; after residual-stream pruning it is any map, run as pad-one-zero-channel + gather.
+    """
+
+    def __init__(self, stride: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"shortcut has {in_channels} channels but the block outputs only {out_channels}")
         self.stride = stride
+        extra = out_channels - in_channels
+        left = extra // 2
+        source = [-1] * left + list(range(in_channels)) + [-1] * (extra - left)
+        # Not persistent: pruning rebuilds it from the kept channels, and dense checkpoints stay loadable.
+        self.register_buffer("source", torch.tensor(source, dtype=torch.long), persistent=False)
+        self.set_source(self.source, in_channels)
 
-    def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
-        """Return `x` strided and zero-padded (half on each side) to `out_channels` channels."""
+    def set_source(self, source: torch.Tensor, in_channels: int) -> None:
+        """Use a new channel map (entries in -1..in_channels-1) for inputs of ``in_channels`` channels."""
+        self.source = source.to(self.source.device)
+        self.in_channels = in_channels
+        values = source.tolist()
+        inner = [v for v in values if v >= 0]
+        left = values.index(0) if in_channels and inner == list(range(in_channels)) else -1
+        if left >= 0 and values[left:left + in_channels] == inner:
+            self._pad = (left, len(values) - left - in_channels)  # the dense option-A layout: plain F.pad
+        else:
+            self._pad = None
+        self.register_buffer("gather", torch.where(self.source < 0, in_channels, self.source), persistent=False)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.source.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x`` strided and mapped to ``out_channels`` channels (missing ones are zero)."""
         if self.stride != 1:
             x = x[:, :, :: self.stride, :: self.stride]
-        extra = out_channels - x.shape[1]
-        if extra < 0:
-            raise ValueError(f"shortcut has {x.shape[1]} channels but the block outputs only {out_channels}")
-        if extra:
-            x = F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
-        return x
+        if self._pad is not None:
+            return F.pad(x, (0, 0, 0, 0, *self._pad)) if any(self._pad) else x
+        return F.pad(x, (0, 0, 0, 0, 0, 1)).index_select(1, self.gather)
 
     def extra_repr(self) -> str:
-        """Show the stride in the module repr."""
-        return f"stride={self.stride}"
+        """Show stride and widths in the module repr."""
+        return f"stride={self.stride}, in_channels={self.in_channels}, out_channels={self.out_channels}"
 
 
 class BasicBlock(nn.Module):
@@ -44,13 +70,14 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(inner)
         self.conv2 = nn.Conv2d(inner, planes, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = PadShortcut(stride)
+        changes_shape = stride != 1 or in_planes != planes
+        self.shortcut = PadShortcut(stride, in_planes, planes) if changes_shape else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run conv-bn-relu-conv-bn, add the shortcut, apply ReLU."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x, out.shape[1]))
+        return F.relu(out + self.shortcut(x))
 
 
 def _check_depth(depth: int) -> int:

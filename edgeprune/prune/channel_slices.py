@@ -1,13 +1,11 @@
 """Which parameter slices hold each channel of each prunable group (from torch-pruning's dependency graph)."""
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn as nn
-import torch_pruning as tp
 
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.prune.graph import build_graph
 
 Slice = tuple[nn.Parameter, int]  # (parameter, dimension indexed by the group's channels)
 
@@ -15,10 +13,7 @@ Slice = tuple[nn.Parameter, int]  # (parameter, dimension indexed by the group's
 def group_slices(model: nn.Module, space: LayerSpace) -> dict[str, list[Slice]]:
     """For every prunable group, the (parameter, dim) pairs whose index along dim is the group's channel."""
     modules = dict(model.named_modules())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dg = tp.DependencyGraph().build_dependency(model, example_inputs=torch.zeros(*space.input_shape),
-                                                   verbose=False)
+    dg = build_graph(model, space.input_shape)
     out: dict[str, list[Slice]] = {}
     for g in space.prunable_groups:
         root = modules[g.name.rsplit(":", 1)[0]]

@@ -1,13 +1,12 @@
 """torch-pruning DependencyGraph helpers shared by importance scoring and physical pruning."""
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.models.tracing import dependency_graph
 
 
 def build_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
@@ -15,10 +14,7 @@ def build_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.Dependency
     was_training = model.training
     model.eval()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            example = torch.zeros(*input_shape, device=_device(model))
-            return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+        return dependency_graph(model, torch.zeros(*input_shape, device=_device(model)))
     finally:
         model.train(was_training)
 
