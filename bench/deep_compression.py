@@ -26,18 +26,24 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--centroid-epochs", type=int, default=1)
     ap.add_argument("--train-limit", type=int, default=10000)
+    ap.add_argument("--lr", type=float, default=0.05, help="retraining learning rate after pruning")
+    ap.add_argument("--conv-bits", type=int, default=8)
+    ap.add_argument("--fc-bits", type=int, default=5)
+    ap.add_argument("--conv-pos-bits", type=int, default=8)
+    ap.add_argument("--out", default="deep_compression.json", help="result file name under bench/results/")
     args = ap.parse_args()
     if not (SHARED / "cifar10-jpeg" / "train.npz").is_file():
         print(f"skipped: {SHARED}/cifar10-jpeg not found")
         return
     data = load_data(f"npz:{SHARED / 'cifar10-jpeg'}", limit=args.train_limit)
     net, shape = build_model(args.model, SHARED / "pretrained" / "cifar-resnet" / WEIGHTS[args.model])
-    summary, _ = deep_compress(net, data, prune=args.prune, epochs=args.epochs,
-                               centroid_epochs=args.centroid_epochs, input_shape=shape, say=print)
-    result = {"model": args.model, "prune": args.prune, "epochs": args.epochs, "train_limit": args.train_limit,
-              "summary": summary}
+    summary, _ = deep_compress(net, data, prune=args.prune, epochs=args.epochs, lr=args.lr,
+                               centroid_epochs=args.centroid_epochs, conv_bits=args.conv_bits, fc_bits=args.fc_bits,
+                               conv_pos_bits=args.conv_pos_bits, input_shape=shape, say=print)
+    result = {"model": args.model, "prune": args.prune, "epochs": args.epochs, "lr": args.lr,
+              "train_limit": args.train_limit, "summary": summary}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "deep_compression.json").write_text(json.dumps(result, indent=1, default=str))
+    (RESULTS / args.out).write_text(json.dumps(result, indent=1, default=str))
     print(json.dumps(summary, indent=1, default=str)[:3000])
 
 
