@@ -22,7 +22,7 @@ def layer_features(spec: FeatureSpec, op: str, sig, c_in: int, c_out: int) -> np
     else:
         ho, wo = output_hw(sig)
         area, k = sig.in_hw[0] * sig.in_hw[1], sig.kernel[0] * sig.kernel[1]
-        macs = (po if op == "dwconv" else pi * po) * k * ho * wo
+        macs = (po if op == "dwconv" else pi * po / sig.groups) * k * ho * wo
         base = np.array([macs, pi * area, po * ho * wo, 1.0])
     if not spec.split:
         return base

@@ -26,7 +26,10 @@ def build_layer_model(sig: LayerSignature, c_in: int, c_out: int) -> tuple[nn.Mo
     elif sig.op in ("conv", "dwconv"):
         if sig.op == "dwconv" and c_in != c_out:
             raise ValueError(f"depthwise conv needs c_in == c_out, got {c_in} and {c_out}")
-        groups = c_in if sig.op == "dwconv" else 1
+        groups = c_in if sig.op == "dwconv" else sig.groups
+        if c_in % groups or c_out % groups:
+            raise ValueError(f"grouped conv with {groups} groups needs c_in and c_out divisible by it, "
+                             f"got {c_in} and {c_out}")
         parts = [nn.Conv2d(c_in, c_out, sig.kernel, sig.stride, sig.padding, sig.dilation, groups, sig.bias)]
         if sig.bn:
             parts.append(nn.BatchNorm2d(c_out))

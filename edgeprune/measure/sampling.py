@@ -11,8 +11,9 @@ from edgeprune.models.layer_space import Layer, LayerSpace
 def _axis(layers: list[Layer], attr: str, group_attr: str) -> tuple[bool, list[int]]:
     """Whether a dimension is prunable for any layer of the signature, and its range or fixed values."""
     dense = sorted({getattr(l, attr) for l in layers})
+    step = layers[0].signature.groups  # a grouped conv takes only multiples of its group count
     if any(getattr(l, group_attr) for l in layers):
-        return True, list(range(1, max(dense) + 1))
+        return True, list(range(step, max(dense) + 1, step))
     return False, dense
 
 
@@ -46,11 +47,12 @@ def sample_signature(layers: list[Layer], budget: int, rng: random.Random) -> li
     take((i, o) for i in (ins[0], ins[-1]) for o in (outs[0], outs[-1]))
     # Lines the real layers move along when their groups are pruned (NetAdapt's lookup tables).
     lines = []
+    step = layers[0].signature.groups
     for l in layers:
         if l.out_group and not l.in_group:
-            lines.append([(l.c_in, o) for o in range(1, l.c_out + 1)])
+            lines.append([(l.c_in, o) for o in range(step, l.c_out + 1, step)])
         elif l.in_group and not l.out_group:
-            lines.append([(i, l.c_out) for i in range(1, l.c_in + 1)])
+            lines.append([(i, l.c_out) for i in range(step, l.c_in + 1, step)])
     line_budget = budget // 2 // max(len(lines), 1)
     for line in lines:
         take(line[i] for i in _spaced(list(range(len(line))), line_budget))

@@ -1,6 +1,8 @@
 """Prunable layers of a model and the channel groups that must be pruned together."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -25,14 +27,16 @@ class LayerSignature:
     bias: bool = False
     bn: bool = False
     act: str | None = None  # "relu", "relu6" or None
+    groups: int = 1  # a grouped (not depthwise) conv: channels split into this many independent groups
 
     def key(self) -> str:
         """Stable text key, used in tables and caches."""
         if self.op == "linear":
             return f"linear|bias={int(self.bias)}|act={self.act}"
         k, s, p, d, hw = self.kernel, self.stride, self.padding, self.dilation, self.in_hw
+        grouped = f"|g={self.groups}" if self.groups > 1 else ""
         return (f"{self.op}|k={k[0]}x{k[1]}|s={s[0]}x{s[1]}|p={p[0]}x{p[1]}|d={d[0]}x{d[1]}"
-                f"|in={hw[0]}x{hw[1]}|bias={int(self.bias)}|bn={int(self.bn)}|act={self.act}")
+                f"|in={hw[0]}x{hw[1]}|bias={int(self.bias)}|bn={int(self.bn)}|act={self.act}{grouped}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "LayerSignature":
@@ -50,6 +54,9 @@ class ChannelGroup:
     members: list[str] = field(default_factory=list)  # "module:in" / "module:out"
     prunable: bool = True
     reason: str | None = None
+    # A grouped conv among the members: the width is split into this many equal chunks, and every chunk must
+    # keep the same channel positions (torch-pruning slices a grouped conv's inputs by one pattern).
+    divisor: int = 1
 
 
 @dataclass
@@ -87,6 +94,10 @@ class LayerSpace:
     def dense_widths(self) -> dict[str, int]:
         """Width of every prunable group in the unpruned model."""
         return {g.name: g.width for g in self.prunable_groups}
+
+    def divisors(self) -> dict[str, int]:
+        """Prunable groups split into equal chunks by a grouped conv (see ``ChannelGroup.divisor``)."""
+        return {g.name: g.divisor for g in self.prunable_groups if g.divisor > 1}
 
     def signatures(self) -> dict[str, LayerSignature]:
         """Distinct layer signatures, by key."""
@@ -180,9 +191,15 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
                 members.append(f"{names[dep.target.module]}:{side}")
         members = sorted(set(members))
         ok, reason = _group_is_consistent(group, widths_of)
+        if ok and _permutes_channels(group):
+            ok, reason = False, ("a channel shuffle (transpose/permute of the channel axis) reorders these channels; "
+                                 "pruning through it would mis-align them")
         if ok and any(m.split(":")[0] in output_layers and m.endswith(":out") for m in members):
             ok, reason = False, "feeds the model output"
-        groups.append(ChannelGroup(gname, len(group[0].idxs), members, ok, reason))
+        divisor = _chunking(group, len(group[0].idxs))
+        if ok and divisor > 1 and len(group[0].idxs) % divisor:
+            ok, reason = False, f"width {len(group[0].idxs)} does not split into {divisor} conv groups"
+        groups.append(ChannelGroup(gname, len(group[0].idxs), members, ok, reason, divisor))
         for m in members:
             member_group.setdefault(m, gname)
 
@@ -196,12 +213,9 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
             c_in, c_out = mod.in_features, mod.out_features
         else:
             depthwise = mod.groups > 1 and mod.groups == mod.in_channels == mod.out_channels
-            if mod.groups > 1 and not depthwise:
-                raise ValueError(f"layer {name}: grouped conv with groups={mod.groups} is not supported yet "
-                                 "(only dense and depthwise convs)")
             sig = LayerSignature("dwconv" if depthwise else "conv", _pair(mod.kernel_size), _pair(mod.stride),
                                  _pair(mod.padding), _pair(mod.dilation), (shape[2], shape[3]),
-                                 mod.bias is not None, bn, act)
+                                 mod.bias is not None, bn, act, 1 if depthwise else mod.groups)
             c_in, c_out = mod.in_channels, mod.out_channels
         in_g = member_group.get(f"{name}:in")
         out_g = member_group.get(f"{name}:out")
@@ -210,6 +224,28 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
         layers.append(Layer(name, sig, c_in, c_out,
                             in_g if in_g in prunable else None, out_g if out_g in prunable else None))
     return LayerSpace(tuple(input_shape), layers, groups)
+
+
+PERMUTING_OPS = ("transpose", "permute", "channelshuffle", "pixelshuffle", "pixelunshuffle")
+
+
+def _permutes_channels(group) -> bool:
+    """Whether the coupled set passes through an op that reorders channels (torch-pruning treats it as identity)."""
+    for dep, _ in group:
+        text = str(dep.target.module).lower()
+        if not isinstance(dep.target.module, MEASURED_TYPES) and any(op in text for op in PERMUTING_OPS):
+            return True
+    return False
+
+
+def _chunking(group, width: int) -> int:
+    """How many equal chunks a group's channels form because a grouped (non-depthwise) conv is among them."""
+    divisor = 1
+    for dep, _ in group:
+        mod = dep.target.module
+        if isinstance(mod, nn.Conv2d) and mod.groups > 1 and not mod.groups == mod.in_channels == mod.out_channels:
+            divisor = math.lcm(divisor, mod.groups)
+    return divisor
 
 
 def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> set[str]:
