@@ -23,13 +23,18 @@ from edgeprune.prune.artifact import save_compressed
 from edgeprune.prune.budget import parse_budget, resolve_budget
 from edgeprune.prune.ecc import EccSettings, prune_ecc
 from edgeprune.prune.global_magnitude import prune_global
+from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
+from edgeprune.prune.joint.blocks import apply_pruning, block_layers
+from edgeprune.prune.joint.method import describe, floor_layers, joint_summary, prune_joint
+from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.prune.netadapt import netadapt_search
-from edgeprune.prune.physical import apply_kept, min_widths
+from edgeprune.prune.physical import min_widths
+from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.prune.uniform import prune_uniform
 from edgeprune.tables.store import LatencyTable
 from edgeprune.train import evaluate, fine_tune
 
-METHODS = ("ecc", "netadapt", "uniform", "global")
+METHODS = ("ecc", "netadapt", "uniform", "global", "joint")
 Say = Callable[[str], None]
 
 
@@ -56,8 +61,13 @@ class CompressConfig:
     batch_size: int = 128
     data_limit: int | None = None
     ecc: EccSettings = field(default_factory=EccSettings)
+    joint: JointSettings = field(default_factory=JointSettings)
     netadapt_tune_steps: int = 50
     netadapt_step: float = 0.05
+    criterion: str | None = None  # channel ranking (CRITERIA); None: l1, or ECC's ADMM norms for one-shot ecc
+    criterion_batches: int = DEFAULT_BATCHES  # training batches the data-driven criteria (taylor, apoz) look at
+    schedule: str = "oneshot"  # SCHEDULES: reach the method's widths at once, or over schedule_steps prune-tune steps
+    schedule_steps: int = 3
 
 
 def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
@@ -106,15 +116,53 @@ def _measure(device, onnx_path: Path, cfg: CompressConfig, reference_ms: float |
             "energy_source": energy_label}
 
 
-def _summary(model, space, widths, acc) -> dict:
+def _summary(model, space, widths, acc, removed=()) -> dict:
     return {"accuracy": acc, "params": int(sum(p.numel() for p in model.parameters())),
-            "macs": int(network_macs(space, widths))}
+            "macs": int(network_macs(space, widths, removed))}
+
+
+def _criterion(cfg: CompressConfig) -> str:
+    """The channel criterion of this run; one-shot ecc keeps its own choice ("admm-norm": ADMM group norms)."""
+    if cfg.criterion is not None and cfg.criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {cfg.criterion!r}")
+    check_schedule(cfg.schedule, cfg.schedule_steps)
+    if cfg.method == "joint":
+        if cfg.criterion is not None or cfg.schedule != "oneshot":
+            raise ValueError("joint ranks channels and blocks by BN scaling factors after sparse training; it "
+                             "takes no criterion and only schedule oneshot")
+        return "bn-gamma"
+    if cfg.method == "ecc" and cfg.schedule == "oneshot":
+        if cfg.criterion is not None:
+            raise ValueError("ecc ranks channels by its ADMM group norms; a criterion applies to ecc only with "
+                             "schedule iterative or agp")
+        return "admm-norm"
+    return cfg.criterion or "l1"
+
+
+def _remove_and_tune(cfg: CompressConfig, work, tuned, space, result, data, teacher, criterion: str,
+                     say: Say) -> tuple:
+    """(pruned fine-tuned model, dense kept indices, per-step records): the method's channels at once (oneshot),
+    or ``work`` pruned to the method's widths over the schedule's steps."""
+    out = Path(cfg.out)
+    if cfg.schedule == "oneshot":
+        pruned = tuned if tuned is not None else apply_pruning(work, space, result.kept, result.blocks_removed)
+        step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs, "accuracy": None}
+        if cfg.epochs > 0:
+            step["accuracy"] = fine_tune(pruned, data, cfg.epochs, lr=cfg.lr, checkpoint_dir=out / "checkpoints",
+                                         teacher=teacher).final["accuracy"]
+        return pruned, result.kept, [step]
+    sched = prune_on_schedule(work, space, result.widths, data, cfg.schedule, cfg.schedule_steps, cfg.epochs,
+                              criterion=criterion, batches=cfg.criterion_batches, checkpoint_dir=out / "checkpoints",
+                              progress=lambda r: say(f"{cfg.schedule} step {r['step']}: widths {r['widths']}, "
+                                                     f"{r['epochs']} epoch(s)"), lr=cfg.lr, teacher=teacher)
+    return sched.model, sched.kept, sched.history
 
 
 def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     """Run the whole pipeline; returns the summary that `compress --json` prints."""
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    criterion = _criterion(cfg)
     data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
     net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
     space = build_layer_space(net, shape)
@@ -122,13 +170,16 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
     cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
     dense_cost = cost_fn({})
+    removable = floor_layers(net, space, cfg.joint) if cfg.method == "joint" else []
     budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
-                            cost_fn(min_widths(space, cfg.round_to)))
+                            float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
     dense_acc = evaluate(net, data.val)["accuracy"]
     say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
         f"{budget.value:.4g} {budget.unit}")
     teacher = copy.deepcopy(net).eval() if cfg.distill else None
     work = copy.deepcopy(net)
+    ranking = {"criterion": criterion, "criterion_batches": cfg.criterion_batches}
+    tuned = None
     if cfg.method == "ecc":
         result = prune_ecc(work, space, cost_model, budget.value, data, cfg.ecc,
                            progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
@@ -137,17 +188,19 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
         result, tuned = netadapt_search(work, space, cost_fn, budget.value, data, round_to=cfg.round_to,
                                         short_tune_steps=cfg.netadapt_tune_steps,
-                                        step_fraction=cfg.netadapt_step)
+                                        step_fraction=cfg.netadapt_step, **ranking)
+    elif cfg.method == "joint":
+        result = prune_joint(work, space, cost_model, budget.value, data, cfg.joint, round_to=cfg.round_to,
+                             checkpoint_dir=Path(cfg.out) / "sparse-checkpoints",
+                             progress=lambda r: say(describe(r)))
     elif cfg.method == "uniform":
-        result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to)
+        result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to, data=data, **ranking)
     else:
-        result = prune_global(work, space, cost_fn, budget.value, round_to=cfg.round_to)
-    pruned = tuned if cfg.method == "netadapt" else apply_kept(work, space, result.kept)
+        result = prune_global(work, space, cost_fn, budget.value, round_to=cfg.round_to, data=data, **ranking)
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
-        f"fine-tuning {cfg.epochs} epoch(s)")
+        f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)")
+    pruned, kept, steps = _remove_and_tune(cfg, work, tuned, space, result, data, teacher, criterion, say)
     out = Path(cfg.out)
-    if cfg.epochs > 0:
-        fine_tune(pruned, data, cfg.epochs, lr=cfg.lr, checkpoint_dir=out / "checkpoints", teacher=teacher)
     comp_acc = evaluate(pruned, data.val)["accuracy"]
     onnx_path = out / "model.onnx"
     parity = export_onnx(pruned, shape, onnx_path, data.val)
@@ -159,10 +212,12 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     comparable = measured["drift_corrected"] or measured["value"]
     summary = {
         "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
+        "criterion": criterion, "schedule": {"name": cfg.schedule, "steps": len(steps), "history": steps},
         "budget": cfg.budget, "budget_abs": budget.value, "device": cfg.device,
         "dense": {**_summary(net, space, {}, dense_acc), "predicted_cost": dense_cost,
                   "measured_cost": dense_measured["value"]},
-        "compressed": {**_summary(pruned, space, result.widths, comp_acc), "widths": result.widths},
+        "compressed": {**_summary(pruned, space, result.widths, comp_acc, block_layers(space, result.blocks_removed)),
+                       "widths": result.widths},
         "predicted_cost": result.predicted_cost, "measured_cost": measured["value"],
         "within_budget_measured": measured["value"] <= budget.value,
         "cost_source": measured["source"], "predicted_by": cm_path,
@@ -172,7 +227,10 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
         "parity": parity.to_dict(), "data": data.name,
         "artifacts": {"model_dir": str(out), "onnx": str(onnx_path)},
     }
-    save_compressed(out, pruned, cfg.model, shape, result.kept,
-                    {k: summary[k] for k in ("method", "metric", "budget", "budget_abs", "predicted_cost",
-                                             "measured_cost", "cost_source")} | {"accuracy": comp_acc, "data": cfg.data})
+    if cfg.method == "joint":
+        summary.update(joint_summary(result, space))
+    save_compressed(out, pruned, cfg.model, shape, kept,
+                    {k: summary[k] for k in ("method", "criterion", "schedule", "metric", "budget", "budget_abs",
+                                             "predicted_cost", "measured_cost", "cost_source")}
+                    | {"accuracy": comp_acc, "data": cfg.data}, blocks_removed=result.blocks_removed)
     return summary

@@ -40,7 +40,8 @@ def test_round_trip_gives_identical_outputs(saved):
     assert info["widths"] == {"conv1:out": 5, "conv2:out": 16}
     assert info["meta"]["method"] == "uniform" and info["meta"]["cost"] == 1.5
     assert info["model_kwargs"] == SMALL
-    assert info["format"] == "edgeprune-compressed" and info["version"] == 1 and info["edgeprune_version"]
+    assert info["format"] == "edgeprune-compressed" and info["version"] == 2 and info["edgeprune_version"]
+    assert info["blocks_removed"] == []
     # The weights are a plain state_dict: loadable without unpickling arbitrary objects.
     state = torch.load(model_dir / "weights.pt", weights_only=True)
     assert set(state) == set(pruned.state_dict())
@@ -99,10 +100,10 @@ def test_pickled_module_is_refused(saved):
 
 def test_newer_format_and_wrong_format(saved):
     model_dir, _, _ = saved
-    _edit(model_dir, version=2)
-    with pytest.raises(ArtifactError, match="format version 2.*reads up to version 1"):
+    _edit(model_dir, version=3)
+    with pytest.raises(ArtifactError, match="format version 3.*reads up to version 2"):
         load_compressed(model_dir)
-    _edit(model_dir, version=1, format="something-else")
+    _edit(model_dir, version=2, format="something-else")
     with pytest.raises(ArtifactError, match="not an edgeprune-compressed channel spec"):
         load_compressed(model_dir)
 

@@ -9,6 +9,9 @@ from rich.table import Table
 from edgeprune.cli.common import JsonOpt, ModelOpt
 from edgeprune.cli.output import Output
 from edgeprune.compress import METHODS, CompressConfig, compress
+from edgeprune.prune.importance import CRITERIA
+from edgeprune.prune.joint.settings import JointSettings
+from edgeprune.prune.schedule import SCHEDULES
 
 
 def compress_command(model: str = ModelOpt,
@@ -25,13 +28,36 @@ def compress_command(model: str = ModelOpt,
                      distill: bool = typer.Option(False, "--distill", help="Fine-tune with the dense model as "
                                                   "teacher."),
                      data_limit: int = typer.Option(None, "--data-limit", help="Use at most N samples per split."),
+                     criterion: str = typer.Option(None, "--criterion", help="Channel ranking: " + "|".join(CRITERIA)
+                                                   + " (default l1; ecc one-shot uses its ADMM norms)."),
+                     schedule: str = typer.Option("oneshot", "--schedule", help="|".join(SCHEDULES)
+                                                  + ": prune at once, or step by step with fine-tuning between."),
+                     schedule_steps: int = typer.Option(3, "--schedule-steps", help="Prune–fine-tune steps of "
+                                                        "iterative/agp (the epochs are split across them)."),
+                     sparse_epochs: int = typer.Option(JointSettings.sparse_epochs, "--sparse-epochs",
+                                                       help="joint: epochs of polarization sparse training."),
+                     polar_lambda: float = typer.Option(JointSettings.lam, "--polar-lambda",
+                                                        help="joint: weight λ of the polarization regularizer."),
+                     polar_t: float = typer.Option(JointSettings.t, "--polar-t", help="joint: t in "
+                                                   "t·|γ| − |γ − mean γ|."),
+                     polar_a: float = typer.Option(JointSettings.a, "--polar-a", help="joint: clamp γ to [0, a]."),
+                     bin_width: float = typer.Option(JointSettings.bin_width, "--bin-width",
+                                                     help="joint: γ histogram bin width for the thresholds."),
+                     max_blocks: int = typer.Option(None, "--max-blocks", help="joint: remove at most N residual "
+                                                    "blocks (0: channels only; default: as many as pay off)."),
+                     gamma_histograms: Path = typer.Option(None, "--gamma-histograms",
+                                                           help="joint: draw the γ histograms into this PNG."),
                      as_json: bool = JsonOpt):
     """Prune a model to a measured-model energy or latency budget, fine-tune, export ONNX and measure it."""
     o = Output(as_json)
     with o.errors():
         cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
                              metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
-                             round_to=round_to, distill=distill, data_limit=data_limit)
+                             round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
+                             schedule=schedule, schedule_steps=schedule_steps,
+                             joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
+                                                 bin_width=bin_width, max_blocks=max_blocks,
+                                                 histogram_png=str(gamma_histograms) if gamma_histograms else None))
         summary = compress(cfg, say=o.print)
         o.emit(summary)
         print_summary(o, summary)
@@ -57,6 +83,11 @@ def print_summary(o: Output, s: dict) -> None:
     verdict = "within" if s["within_budget_measured"] else "[red]OVER[/]"
     o.print(f"measured cost is {verdict} the budget; prediction error {s['prediction_error']:+.1%}; ONNX parity "
             f"max |diff| {s['parity']['max_abs_diff']:.1e}, top-1 agreement {s['parity']['top1_agreement']:.0%}")
+    if "blocks_removed" in s:
+        split = s["saving_split"]["predicted"]
+        o.print(f"joint: removed {len(s['blocks_removed'])} block(s) {s['blocks_removed']} and "
+                f"{s['channels_removed']} channel(s); predicted saving {split['depth_share']:.0%} from depth, "
+                f"{split['width_share']:.0%} from width")
     o.print(f"saved {s['artifacts']['model_dir']} (channels.json + weights.pt) and {s['artifacts']['onnx']}")
 
 

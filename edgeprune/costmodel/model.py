@@ -1,6 +1,8 @@
 """Network cost = Σ per-layer bilinear costs + offset, fitted from layer tables, whole networks, or both (ECC)."""
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import RidgeCV
@@ -69,39 +71,50 @@ class CostModel(BaseEstimator):
         self.correction_ = {"coef": (ridge.coef_ / col_scale).tolist(), "intercept": float(ridge.intercept_),
                             "alpha": float(ridge.alpha_)}
 
-    def _dims(self, widths: dict[str, int]) -> list[tuple[str, str, int, int]]:
-        return [(name, key, *layer.dims(widths)) for name, key, layer in self.layers_]
+    def _dims(self, widths: dict[str, int], removed: Collection[str] = ()) -> list[tuple[str, str, int, int]]:
+        return [(name, key, *layer.dims(widths)) for name, key, layer in self.layers_ if name not in removed]
 
-    def _layer_sum(self, widths_list: list[dict[str, int]]) -> np.ndarray:
-        return np.array([sum(self.layer_costs(w).values()) for w in widths_list])
+    def _layer_sum(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
+        return np.array([sum(self.layer_costs(w, removed).values()) for w in widths_list])
 
-    def _signature_features(self, widths_list: list[dict[str, int]]) -> np.ndarray:
+    def _signature_features(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
         keys = sorted({k for _, k, _ in self.layers_})
         index = {k: i for i, k in enumerate(keys)}
         n = self.spec_.n_features
         out = np.zeros((len(widths_list), len(keys) * n))
         for row, widths in enumerate(widths_list):
-            for _, key, c_in, c_out in self._dims(widths):
+            for _, key, c_in, c_out in self._dims(widths, removed):
                 i = index[key] * n
                 out[row, i:i + n] += self.spec_.transform(np.array([[c_in, c_out]]))[0]
         return out
 
-    def layer_costs(self, widths: dict[str, int]) -> dict[str, float]:
-        """Per-layer cost from the single-layer fits (before network-level correction)."""
+    def check_removed(self, removed: Collection[str]) -> frozenset[str]:
+        """``removed`` as a set of this model's layer names; ValueError naming any layer it does not know."""
+        removed = frozenset(removed)
+        unknown = sorted(removed - {name for name, _, _ in self.layers_})
+        if unknown:
+            raise ValueError(f"cannot remove unknown layer(s) {unknown[:5]}; this cost model's layers are "
+                             f"{[name for name, _, _ in self.layers_][:5]}...")
+        return removed
+
+    def layer_costs(self, widths: dict[str, int], removed: Collection[str] = ()) -> dict[str, float]:
+        """Per-layer cost from the single-layer fits (before network-level correction), without ``removed``."""
         if not self.layer_models_:
             raise ValueError("this cost model was fitted from whole networks only: no per-layer breakdown")
         return {name: float(self.layer_models_[key].predict(np.array([[c_in, c_out]]))[0])
-                for name, key, c_in, c_out in self._dims(widths)}
+                for name, key, c_in, c_out in self._dims(widths, removed)}
 
-    def predict(self, widths_list: list[dict[str, int]]) -> np.ndarray:
-        """Predicted network cost for each width dict (missing groups stay dense)."""
+    def predict(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
+        """Predicted network cost for each width dict (missing groups stay dense); the layers named in
+        ``removed`` (e.g. those of residual blocks replaced by their shortcut) contribute nothing."""
+        removed = self.check_removed(removed)
         widths_list = [{**self.dense_widths_, **w} for w in widths_list]
         if self.correction_ is None:
-            raw = self._layer_sum(widths_list) * self.scale_ + self.offset_
+            raw = self._layer_sum(widths_list, removed) * self.scale_ + self.offset_
         else:
-            phi = self._signature_features(widths_list)
+            phi = self._signature_features(widths_list, removed)
             if self.source == "both":
-                prior = self._layer_sum(widths_list)[:, None]
+                prior = self._layer_sum(widths_list, removed)[:, None]
                 phi = np.hstack([prior * self.prior_scale_, phi])
             raw = phi @ np.asarray(self.correction_["coef"]) + self.correction_["intercept"]
         # A linear fit can extrapolate below zero far outside the measured widths; never predict less than

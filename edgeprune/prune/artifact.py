@@ -1,9 +1,15 @@
-"""Compressed-model artifact: channels.json (which channels each group keeps) + weights.pt (a state_dict)."""
+"""Compressed-model artifact: channels.json (which channels each group keeps, which blocks are gone) + weights.pt.
+
+Version 2 adds ``blocks_removed``: residual blocks replaced by their identity shortcut. Loading rebuilds the base
+model, removes the channels (``kept`` indexes the base model's channels), then the blocks. Version 1 files (no
+blocks removed) still load.
+"""
 from __future__ import annotations
 
 import json
 import os
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -13,10 +19,10 @@ import edgeprune
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
-from edgeprune.prune.physical import apply_kept
+from edgeprune.prune.joint.blocks import apply_pruning
 
 FORMAT = "edgeprune-compressed"
-VERSION = 1
+VERSION = 2
 CHANNELS = "channels.json"
 WEIGHTS = "weights.pt"
 
@@ -41,15 +47,18 @@ def _write_atomic(path: Path, write) -> None:
 
 
 def save_compressed(model_dir: str | Path, pruned_model: nn.Module, base_spec: str, input_shape,
-                    kept: dict[str, list[int]], meta: dict, model_kwargs: dict | None = None) -> Path:
-    """Write channels.json + weights.pt describing ``pruned_model`` as ``base_spec`` with ``kept`` channels."""
+                    kept: dict[str, list[int]], meta: dict, model_kwargs: dict | None = None,
+                    blocks_removed: Iterable[str] = ()) -> Path:
+    """Write channels.json + weights.pt describing ``pruned_model`` as ``base_spec`` with ``kept`` channels and
+    ``blocks_removed`` replaced by identity."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     kept = {str(g): sorted(int(i) for i in idxs) for g, idxs in kept.items()}
     info = {"format": FORMAT, "version": VERSION, "edgeprune_version": edgeprune.__version__,
             "base_model": _portable_spec(base_spec), "model_kwargs": dict(model_kwargs or {}),
             "input_shape": [int(d) for d in input_shape], "kept": kept,
-            "widths": {g: len(idxs) for g, idxs in kept.items()}, "meta": meta}
+            "widths": {g: len(idxs) for g, idxs in kept.items()}, "blocks_removed": [str(b) for b in blocks_removed],
+            "meta": meta}
     text = json.dumps(info, indent=2, sort_keys=True, default=_plain)
     state = {k: v.detach().cpu() for k, v in pruned_model.state_dict().items()}
     _write_atomic(model_dir / WEIGHTS, lambda p: torch.save(state, p))
@@ -90,6 +99,11 @@ def read_info(model_dir: str | Path) -> dict:
     kept = info["kept"]
     if not isinstance(kept, dict) or not all(isinstance(v, list) for v in kept.values()):
         raise ArtifactError(f"{path}: 'kept' must map group names to lists of channel indices")
+    if version == 1:
+        info["blocks_removed"] = []
+    blocks = info.get("blocks_removed")
+    if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
+        raise ArtifactError(f"{path}: 'blocks_removed' must be a list of block names, got {blocks!r}")
     if "widths" in info and info["widths"] != {g: len(v) for g, v in kept.items()}:
         raise ArtifactError(f"{path}: widths {info['widths']} disagree with the kept indices "
                             f"({ {g: len(v) for g, v in kept.items()} })")
@@ -110,7 +124,8 @@ def _read_state(path: Path) -> dict:
 
 
 def load_compressed(model_dir: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the base model, remove the channels channels.json drops, load weights.pt strictly; eval mode."""
+    """Rebuild the base model, remove the channels and then the blocks channels.json drops, load weights.pt
+    strictly; eval mode."""
     model_dir = Path(model_dir)
     info = read_info(model_dir)
     state = _read_state(model_dir / WEIGHTS)
@@ -121,7 +136,7 @@ def load_compressed(model_dir: str | Path) -> tuple[nn.Module, dict]:
         raise ArtifactError(f"{model_dir}: cannot rebuild base model {info['base_model']!r}: {exc}") from exc
     space = build_layer_space(base, shape)
     try:
-        model = apply_kept(base, space, info["kept"])
+        model = apply_pruning(base, space, info["kept"], info["blocks_removed"])
     except ValueError as exc:
         raise ArtifactError(f"{model_dir / CHANNELS} does not fit {info['base_model']}: {exc}") from exc
     try:

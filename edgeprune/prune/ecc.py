@@ -13,6 +13,7 @@ from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.channel_slices import channel_norms, group_slices
+from edgeprune.prune.importance import keep_top
 from edgeprune.prune.result import PruneResult
 
 
@@ -30,12 +31,19 @@ class EccSettings:
     price_momentum: float = 0.8
 
 
-def _round(widths: torch.Tensor, dense: list[int], s: EccSettings) -> list[int]:
+def _steps(space: LayerSpace, groups: list[str], s: EccSettings) -> list[int]:
+    """Each group's width step: the round-to multiple and any grouped-conv chunking."""
+    divisors, dense = space.divisors(), space.dense_widths()
+    steps = [math.lcm(s.round_to or 1, divisors.get(g, 1)) for g in groups]
+    return [step if dense[g] >= step else divisors.get(g, 1) for g, step in zip(groups, steps)]
+
+
+def _round(widths: torch.Tensor, dense: list[int], s: EccSettings, steps: list[int]) -> list[int]:
     out = []
-    for w, d in zip(widths.tolist(), dense):
+    for w, d, step in zip(widths.tolist(), dense, steps):
         w = max(s.min_width, min(d, int(round(w))))
-        if s.round_to and d >= s.round_to:
-            w = min(d, max(s.round_to, s.round_to * math.ceil(w / s.round_to - 1e-9)))
+        if step > 1:
+            w = min(d, max(step, step * math.ceil(w / step - 1e-9)))
         out.append(w)
     return out
 
@@ -51,6 +59,7 @@ class _Admm:
     def __init__(self, model: nn.Module, space: LayerSpace, groups: list[str]):
         self.slices = group_slices(model, space)
         self.groups = groups
+        self.divisors = space.divisors()
         self.params = {id(p): p for sl in self.slices.values() for p, _ in sl}
         self.U = {k: torch.zeros_like(p) for k, p in self.params.items()}
         self.Z = {k: p.detach().clone() for k, p in self.params.items()}
@@ -64,7 +73,7 @@ class _Admm:
         masks = {k: torch.ones_like(p) for k, p in self.params.items()}
         for g, w in zip(self.groups, widths):
             keep = torch.zeros(self.slices[g][0][0].shape[self.slices[g][0][1]])
-            keep[torch.argsort(self.norms(g), descending=True)[:w]] = 1.0
+            keep[self.top(g, w, self.norms(g))] = 1.0
             for p, dim in self.slices[g]:
                 shape = [1] * p.dim()
                 shape[dim] = -1
@@ -78,6 +87,10 @@ class _Admm:
             total += float(p.detach().pow(2).sum())
         return outside / max(total, 1e-12)
 
+    def top(self, g: str, w: int, norms: torch.Tensor) -> list[int]:
+        """The ``w`` channels of group ``g`` with the largest norms (same positions in every conv-group chunk)."""
+        return keep_top({g: norms.numpy()}, {g: w}, self.divisors)[g]
+
     def penalty(self) -> torch.Tensor:
         return sum((p - self.Z[k] + self.U[k]).pow(2).sum() for k, p in self.params.items())
 
@@ -86,10 +99,12 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
               settings: EccSettings = EccSettings(),
               progress: Callable[[dict], None] | None = None) -> PruneResult:
     """Train ``model`` in place under ADMM until the predicted cost at its real channel counts meets the budget;
-    returns the widths and the channels to keep (the weakest ones are driven to zero before removal)."""
+    returns the widths and the channels to keep. ECC takes no importance criterion: it ranks channels by their ADMM
+    group norms, the very channels its projection drives to zero before removal."""
     groups, cost = differentiable_cost(cost_model)
     dense = [space.dense_widths()[g] for g in groups]
     admm = _Admm(model, space, groups)
+    steps = _steps(space, groups, settings)
     widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=5e-4)
     batches = _batches(data.train)
@@ -111,7 +126,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
         # Smoothed: the gradient of a staircase-shaped cost jumps with the widths, which made them oscillate.
         price = fresh if price is None else settings.price_momentum * price + (1 - settings.price_momentum) * fresh
         strengths = [_strength(admm.norms(g)) for g in groups]
-        y, real = _dual_widths(strengths, price, cost_model, groups, dense, budget_abs, settings)
+        y, real = _dual_widths(strengths, price, cost_model, groups, dense, budget_abs, settings, steps)
         with torch.no_grad():
             widths.copy_(torch.tensor(real, dtype=widths.dtype))
         real_cost = float(cost_model.predict([dict(zip(groups, real))])[0])
@@ -123,9 +138,8 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
             progress(record)
         if real_cost <= budget_abs and outside < 1e-3:
             break
-    final = _meet_budget(dict(zip(groups, real)), admm, cost_model, budget_abs, settings)
-    kept = {g: sorted(torch.argsort(channel_norms(admm.slices[g]), descending=True)[:w].tolist())
-            for g, w in final.items()}
+    final = _meet_budget(dict(zip(groups, real)), admm, cost_model, budget_abs, settings, dict(zip(groups, steps)))
+    kept = {g: admm.top(g, w, channel_norms(admm.slices[g])) for g, w in final.items()}
     return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), history)
 
 
@@ -134,11 +148,11 @@ def _strength(norms: torch.Tensor) -> torch.Tensor:
     return torch.sort(norms / norms.mean().clamp(min=1e-12), descending=True).values
 
 
-def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSettings):
+def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSettings, steps: list[int]):
     """Smallest multiplier y whose widths (keep channels with strength ≥ y · price) meet the budget."""
     def widths_at(y: float) -> list[int]:
         raw = torch.tensor([float((st >= y * float(p)).sum()) for st, p in zip(strengths, price)])
-        return _round(raw, dense, s)
+        return _round(raw, dense, s, steps)
 
     def fits(y: float) -> bool:
         return float(cost_model.predict([dict(zip(groups, widths_at(y)))])[0]) <= budget
@@ -153,13 +167,13 @@ def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSett
 
 
 def _meet_budget(widths: dict[str, int], admm: _Admm, cost_model: CostModel, budget: float,
-                 s: EccSettings) -> dict[str, int]:
+                 s: EccSettings, steps: dict[str, int]) -> dict[str, int]:
     """If ADMM stopped above budget, remove the channels with the best cost saving per unit of strength."""
-    step = s.round_to or 1
     while float(cost_model.predict([widths])[0]) > budget:
         base = float(cost_model.predict([widths])[0])
         best, best_score = None, -1.0
         for g, w in widths.items():
+            step = steps[g]
             if w - step < max(s.min_width, 1):
                 continue
             trial = {**widths, g: w - step}
@@ -170,5 +184,5 @@ def _meet_budget(widths: dict[str, int], admm: _Admm, cost_model: CostModel, bud
                 best, best_score = g, score
         if best is None:
             break  # the floor: nothing left to remove; the caller checked feasibility beforehand
-        widths = {**widths, best: widths[best] - step}
+        widths = {**widths, best: widths[best] - steps[best]}
     return widths

@@ -1,4 +1,4 @@
-"""Global magnitude baseline: drop the weakest channels network-wide until the predicted cost meets the budget."""
+"""Global baseline: drop the weakest channels network-wide (any criterion) until the predicted cost meets the budget."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch.nn as nn
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import check_reachable
-from edgeprune.prune.importance import channel_importance, keep_top
+from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, keep_top
 from edgeprune.prune.physical import round_widths
 from edgeprune.prune.result import CostFn, PruneResult
 
@@ -30,11 +30,13 @@ def global_order(scores: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
 
 
 def prune_global(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_abs: float,
-                 round_to: int | None = None, criterion: str = "l1") -> PruneResult:
-    """Remove the globally weakest channels; how many is bisected so the predicted cost is ≤ ``budget_abs``."""
+                 round_to: int | None = None, criterion: str = "l1", data=None,
+                 criterion_batches: int = DEFAULT_BATCHES) -> PruneResult:
+    """Remove the globally weakest channels by ``criterion`` (scores divided by their group's mean); how many is
+    bisected so the predicted cost is ≤ ``budget_abs``. ``data`` feeds the data-driven criteria."""
     dense = space.dense_widths()
     dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
-    importance = channel_importance(model, space, criterion)
+    importance = channel_importance(model, space, criterion, data, criterion_batches)
     names, owner = global_order(normalised_scores(importance))
     dense_arr = np.array([dense[n] for n in names])
     history = []
@@ -42,7 +44,7 @@ def prune_global(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_ab
     def widths_at(n_removed: int) -> dict[str, int]:
         removed = np.bincount(owner[:n_removed], minlength=len(names))
         raw = {n: int(max(1, w - r)) for n, w, r in zip(names, dense_arr, removed)}
-        return round_widths(raw, round_to, dense)
+        return round_widths(raw, round_to, dense, space.divisors())
 
     def feasible(n_removed: int) -> bool:
         widths = widths_at(n_removed)
@@ -64,4 +66,4 @@ def prune_global(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_ab
     cost = float(cost_fn(widths))
     history.append({"step": "result", "removed": hi, "cost": cost, "dense_cost": dense_cost,
                     "floor_cost": floor_cost, "macs": network_macs(space, widths), "dense_macs": network_macs(space)})
-    return PruneResult("global", widths, keep_top(importance, widths), cost, history)
+    return PruneResult("global", widths, keep_top(importance, widths, space.divisors()), cost, history)

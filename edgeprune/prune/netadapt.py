@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-import numpy as np
 import torch.nn as nn
 
 from edgeprune.costmodel.macs import network_macs
@@ -12,7 +11,7 @@ from edgeprune.data import DataBundle
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import check_reachable
-from edgeprune.prune.importance import channel_importance
+from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
 from edgeprune.prune.physical import allowed_widths, apply_kept
 from edgeprune.prune.result import CostFn, PruneResult
 from edgeprune.prune.short_tune import holdout_accuracy, short_tune, take_batches
@@ -32,7 +31,7 @@ def propose_widths(space: LayerSpace, widths: dict[str, int], cost_fn: CostFn, t
     proposals = {}
     for group in space.prunable_groups:
         name, current = group.name, widths[group.name]
-        grid = [w for w in allowed_widths(group.width, round_to) if w < current]
+        grid = [w for w in allowed_widths(group.width, round_to, group.divisor) if w < current]
         if not grid or cost_fn({**widths, name: grid[0]}) > target:
             continue  # already at its minimum, or even its minimum cannot reach the target alone
         for w in reversed(grid):  # one channel (or one multiple) at a time, widest first
@@ -43,17 +42,15 @@ def propose_widths(space: LayerSpace, widths: dict[str, int], cost_fn: CostFn, t
     return proposals
 
 
-def _top_local(imp: np.ndarray, width: int) -> list[int]:
-    """Sorted local indices of the ``width`` most important channels."""
-    return sorted(int(i) for i in np.argsort(-imp, kind="stable")[:width])
-
-
 def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_abs: float, data: DataBundle,
                     step_fraction: float = 0.05, decay: float = 0.96, short_tune_steps: int = 50,
                     round_to: int | None = None, max_iters: int = 100,
                     progress: Callable[[dict], None] | None = None, *, criterion: str = "l1",
-                    eval_batches: int = 4, lr: float = 0.01) -> tuple[PruneResult, nn.Module]:
-    """NetAdapt; returns the result and the pruned, short-tuned model it ends with (``model`` is not changed)."""
+                    eval_batches: int = 4, lr: float = 0.01,
+                    criterion_batches: int = DEFAULT_BATCHES) -> tuple[PruneResult, nn.Module]:
+    """NetAdapt, ranking the current model's channels by ``criterion`` each step; returns the result and the pruned,
+    short-tuned model it ends with (``model`` is not changed)."""
+    check_criterion(criterion, data)
     if not 0 < step_fraction < 1 or not 0 < decay <= 1 or short_tune_steps < 0 or max_iters < 1:
         raise ValueError("need 0 < step_fraction < 1, 0 < decay <= 1, short_tune_steps >= 0 and max_iters >= 1")
     dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
@@ -77,12 +74,12 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
         if not proposals:
             stuck = "no single group can lower the predicted cost any further"
             break
-        importance = channel_importance(current, space, criterion)
+        importance = channel_importance(current, space, criterion, data, criterion_batches)
         tune = take_batches(data.train, short_tune_steps) if short_tune_steps else []
         best = None
         scores = {}
         for name, (width, new_cost) in proposals.items():
-            local = _top_local(importance[name], width)
+            local = keep_top({name: importance[name]}, {name: width}, space.divisors())[name]
             candidate = apply_kept(current, space, {name: local})
             short_tune(candidate, tune, lr)
             acc = holdout_accuracy(candidate, holdout)

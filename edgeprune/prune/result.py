@@ -17,3 +17,4 @@ class PruneResult:
     kept: dict[str, list[int]]  # sorted channel indices kept per prunable group
     predicted_cost: float
     history: list[dict] = field(default_factory=list)
+    blocks_removed: list[str] = field(default_factory=list)  # residual blocks replaced by their shortcut (joint)

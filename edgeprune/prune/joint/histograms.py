@@ -1,0 +1,36 @@
+"""Draw every layer's γ histogram with its threshold into one PNG, for inspection."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def save_histograms(gammas: dict[str, np.ndarray], thresholds: dict[str, float], bin_width: float,
+                    path: str | Path) -> Path:
+    """One small panel per BN layer: histogram of |γ| (bins of ``bin_width``) and its threshold as a red line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("drawing γ histograms needs matplotlib: pip install 'edgeprune[bench]'") from exc
+    cols = min(6, len(gammas))
+    rows = math.ceil(len(gammas) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows), squeeze=False)
+    for ax, (name, g) in zip(axes.flat, gammas.items()):
+        edges = np.arange(0.0, float(g.max()) + 2 * bin_width, bin_width)
+        ax.hist(g, bins=edges, color="tab:blue")
+        ax.axvline(thresholds[name], color="tab:red", linewidth=1)
+        ax.set_title(name, fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(gammas):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
