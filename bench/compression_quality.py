@@ -8,6 +8,7 @@ Writes bench/results/compression_quality.json and compression_quality.png.
 from __future__ import annotations
 
 import argparse
+import shutil
 import json
 import sys
 import time
@@ -84,6 +85,7 @@ def main() -> None:
                                      netadapt_step=0.1 if args.quick else 0.05)
                 t0 = time.perf_counter()
                 try:
+                    shutil.rmtree(cfg.out, ignore_errors=True)  # a stale run's checkpoints would be resumed
                     s = compress(cfg)
                 except Exception as exc:  # one failed run must not lose the others; it is reported as failed
                     runs.append({"model": name, "budget": frac, "method": method, "error": repr(exc)})

@@ -10,6 +10,7 @@ Writes bench/results/criteria.json.
 from __future__ import annotations
 
 import argparse
+import shutil
 import json
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ def main() -> None:
         t0 = time.perf_counter()
         torch.manual_seed(0)  # the same dense model for every criterion, also without a checkpoint
         try:
+            shutil.rmtree(cfg.out, ignore_errors=True)  # a stale run's checkpoints would be resumed
             s = compress(cfg)
         except (EdgepruneError, ValueError, RuntimeError) as exc:  # one failed criterion must not lose the others
             runs.append({"criterion": criterion, "error": repr(exc)})

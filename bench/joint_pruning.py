@@ -14,6 +14,7 @@ Writes bench/results/<out> (default joint_pruning.json).
 from __future__ import annotations
 
 import argparse
+import shutil
 import copy
 import json
 import math
@@ -110,7 +111,9 @@ def main() -> None:
     runs = []
     for method in args.methods.split(","):
         t0 = time.perf_counter()
-        s = compress(config(method, args, args.model, weights, budget_ms, data_src, limit, work))
+        cfg = config(method, args, args.model, weights, budget_ms, data_src, limit, work)
+        shutil.rmtree(cfg.out, ignore_errors=True)  # a stale run's checkpoints would be resumed
+        s = compress(cfg)
         run = {"method": method, "accuracy": s["compressed"]["accuracy"], "dense_accuracy": dense_acc,
                "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
                "measured_over_budget": s["measured_cost"] / budget_ms, "macs": s["compressed"]["macs"],
