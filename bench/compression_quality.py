@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--methods", default="ecc,netadapt,uniform,global,global-r8")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-limit", type=int, default=None)
+    ap.add_argument("--update", action="store_true",
+                    help="replace only these runs (model, budget, method) in the existing results file")
     args = ap.parse_args()
     if not (SHARED / "cifar10-jpeg" / "train.npz").is_file():
         print(f"skipped: {SHARED}/cifar10-jpeg not found")
@@ -101,11 +103,16 @@ def main() -> None:
                 print(f"  {method:10s} @ {frac}: acc {run['accuracy']:.2%}  measured {run['measured_ms']:.4f} ms "
                       f"({run['measured_over_budget']:.2f}× budget)  predicted {run['predicted_ms']:.4f} ms  "
                       f"MACs {run['macs']:,}  [{run['wall_s']} s]", flush=True)
+    path = RESULTS / "compression_quality.json"
+    if args.update and path.is_file():
+        fresh = {(r["model"], r["budget"], r["method"]) for r in runs}
+        runs = [r for r in json.loads(path.read_text())["runs"]
+                if (r["model"], r["budget"], r["method"]) not in fresh] + runs
     result = {"mode": "quick" if args.quick else "full", "epochs": epochs, "train_limit": limit,
               "device": "local CPU, onnxruntime, 1 thread (latency measured)", "runs": runs,
               "targets": check_targets(runs)}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compression_quality.json").write_text(json.dumps(result, indent=1, default=float))
+    path.write_text(json.dumps(result, indent=1, default=float))
     plot(runs, RESULTS / "compression_quality.png")
     print(json.dumps(result["targets"], indent=1))
 

@@ -10,6 +10,7 @@ from edgeprune.cli.common import JsonOpt, ModelOpt
 from edgeprune.cli.output import Output
 from edgeprune.compress import METHODS, CompressConfig, compress
 from edgeprune.prune.importance import CRITERIA
+from edgeprune.prune.ecc import EccSettings
 from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.prune.schedule import SCHEDULES
 
@@ -34,6 +35,8 @@ def compress_command(model: str = ModelOpt,
                                                   + ": prune at once, or step by step with fine-tuning between."),
                      schedule_steps: int = typer.Option(3, "--schedule-steps", help="Prune–fine-tune steps of "
                                                         "iterative/agp (the epochs are split across them)."),
+                     min_keep: float = typer.Option(EccSettings.min_keep, "--min-keep",
+                                                    help="ecc: keep at least this share of every channel group."),
                      sparse_epochs: int = typer.Option(JointSettings.sparse_epochs, "--sparse-epochs",
                                                        help="joint: epochs of polarization sparse training."),
                      polar_lambda: float = typer.Option(JointSettings.lam, "--polar-lambda",
@@ -54,7 +57,7 @@ def compress_command(model: str = ModelOpt,
         cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
                              metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
                              round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
-                             schedule=schedule, schedule_steps=schedule_steps,
+                             schedule=schedule, schedule_steps=schedule_steps, ecc=EccSettings(min_keep=min_keep),
                              joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
                                                  bin_width=bin_width, max_blocks=max_blocks,
                                                  histogram_png=str(gamma_histograms) if gamma_histograms else None))

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.channel_slices import channel_norms, group_slices
 from edgeprune.prune.importance import keep_top
 from edgeprune.prune.result import PruneResult
@@ -27,6 +28,9 @@ class EccSettings:
     rho: float = 0.05  # weight of the ADMM consistency penalty, grown each round so the selection settles
     rho_growth: float = 1.15
     min_width: int = 1
+    # Never keep fewer than this share of a group: the cost gradient alone happily cuts a residual stream to one
+    # channel (cheap, but the network cannot recover from it within a short fine-tune).
+    min_keep: float = 0.2
     round_to: int | None = None
     price_momentum: float = 0.8
 
@@ -38,10 +42,15 @@ def _steps(space: LayerSpace, groups: list[str], s: EccSettings) -> list[int]:
     return [step if dense[g] >= step else divisors.get(g, 1) for g, step in zip(groups, steps)]
 
 
+def _lowest(dense: int, s: EccSettings) -> int:
+    """The narrowest width ECC may give a group of ``dense`` channels."""
+    return min(dense, max(s.min_width, math.ceil(s.min_keep * dense - 1e-9)))
+
+
 def _round(widths: torch.Tensor, dense: list[int], s: EccSettings, steps: list[int]) -> list[int]:
     out = []
     for w, d, step in zip(widths.tolist(), dense, steps):
-        w = max(s.min_width, min(d, int(round(w))))
+        w = max(_lowest(d, s), min(d, int(round(w))))
         if step > 1:
             w = min(d, max(step, step * math.ceil(w / step - 1e-9)))
         out.append(w)
@@ -103,6 +112,11 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
     group norms, the very channels its projection drives to zero before removal."""
     groups, cost = differentiable_cost(cost_model)
     dense = [space.dense_widths()[g] for g in groups]
+    floor = float(cost_model.predict([{g: _lowest(d, settings) for g, d in zip(groups, dense)}])[0])
+    if budget_abs < floor:
+        raise InfeasibleBudget(f"ecc keeps at least {settings.min_keep:.0%} of every channel group, which costs "
+                               f"{floor:.4g} (predicted) — above the budget {budget_abs:.4g}; lower min_keep "
+                               "(--min-keep) or raise the budget")
     admm = _Admm(model, space, groups)
     steps = _steps(space, groups, settings)
     widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
@@ -174,7 +188,7 @@ def _meet_budget(widths: dict[str, int], admm: _Admm, cost_model: CostModel, bud
         best, best_score = None, -1.0
         for g, w in widths.items():
             step = steps[g]
-            if w - step < max(s.min_width, 1):
+            if w - step < _lowest(cost_model.dense_widths_[g], s):
                 continue
             trial = {**widths, g: w - step}
             saving = base - float(cost_model.predict([trial])[0])
