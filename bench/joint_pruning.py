@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--polar-lambda", type=float, default=JointSettings.lam)
     ap.add_argument("--out", default="joint_pruning.json", help="result file name under bench/results/")
+    ap.add_argument("--update", action="store_true", help="replace only these methods' runs in the results file")
     args = ap.parse_args()
     unknown = sorted(set(args.methods.split(",")) - set(METHODS))
     if unknown:
@@ -126,6 +127,9 @@ def main() -> None:
         run["wall_s"] = round(time.perf_counter() - t0, 1)
         runs.append(run)
         print(f"  {method}: done in {run['wall_s']} s", flush=True)
+    if args.update and (RESULTS / args.out).is_file():
+        fresh = {r["method"] for r in runs}
+        runs = [r for r in json.loads((RESULTS / args.out).read_text())["runs"] if r["method"] not in fresh] + runs
     print_table(runs, budget_ms)
     result = {"mode": "quick" if args.quick else "full", "model": args.model, "budget": args.budget,
               "budget_ms": budget_ms, "dense_ms": dense_ms, "dense_accuracy": dense_acc, "epochs": args.epochs,
