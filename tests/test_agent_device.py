@@ -110,3 +110,23 @@ def test_unreachable_device(tmp_path):
     run_cli("device", "add", "gone", "--url", f"http://127.0.0.1:{free_port()}", "--token-file", token)
     with pytest.raises(DeviceUnavailable, match="did not answer"):
         open_device("gone").info()
+
+
+def test_verify_through_an_agent_gets_the_devices_per_layer_profile(agent, tmp_path):
+    from edgeprune.export.onnx_parity import export_onnx
+    from edgeprune.models import build_model
+    from edgeprune.verify import verify
+    from edgeprune.verify.profile import OTHER
+
+    url, token_file, _ = agent
+    run_cli("device", "add", "pi", "--url", url, "--token-file", token_file)
+    net, shape = build_model("demo_cnn")
+    path = tmp_path / "model.onnx"
+    export_onnx(net, shape, path)
+    quick = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01)
+    r = verify("pi", path, "10s", "latency", settings=quick)
+    rows = {row["layer"]: row["measured_ms"] for row in r["layers"]}
+    assert {"conv1", "conv2", "conv3", "linear", OTHER} <= set(rows)
+    assert all(ms > 0 for ms in rows.values())
+    with pytest.raises(MeasurementRejected, match="per-node profiling needs runtime onnxruntime"):
+        open_device("pi").measure(b"x", "litert", quick, profile=True)

@@ -13,6 +13,7 @@ from .conditions import conditions
 from .energy import EnergyProtocol, measure_energy
 from .errors import ModelInvalid
 from .fingerprint import fingerprint_id
+from .profile import PROFILE_RUNS, profile_onnx
 from .runtimes import load_model, runtime_version
 from .sensors.base import EnergySensor
 from .reference import NAME as REFERENCE_NAME, load_reference
@@ -74,9 +75,14 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
                   warmup: int = 10, min_repeats: int = 30, min_duration_s: float = 0.5,
                   max_duration_s: float = 60.0, sensor: Optional[EnergySensor] = None,
                   sysfs_root: str = "/", bin_dir: Optional[str] = None,
-                  energy_protocol: Optional[EnergyProtocol] = None, reference: bool = True) -> Dict[str, Any]:
-    """Measure one model's latency and, with a sensor, energy (real sensors: energy.py protocol); schema-1 dict."""
+                  energy_protocol: Optional[EnergyProtocol] = None, reference: bool = True,
+                  profile: bool = False) -> Dict[str, Any]:
+    """Measure one model's latency and, with a sensor, energy (real sensors: energy.py protocol); schema-1 dict.
+
+    ``profile``: also time every node with onnxruntime's profiler (after the latency runs, so it cannot skew them).
+    """
     validate_settings(threads, warmup, min_repeats, min_duration_s, max_duration_s)
+    check_profile(runtime, profile)
     if not model_bytes:
         raise ModelInvalid("the model is empty (0 bytes)")
     model_bytes = bytes(model_bytes)
@@ -108,7 +114,7 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
         energy = measure_energy(model.run, sensor, energy_protocol or EnergyProtocol(),
                                 lambda: conditions(sysfs_root, bin_dir))
     after = conditions(sysfs_root, bin_dir)
-    return {
+    result = {
         "schema": SCHEMA_VERSION,
         "latency_ms": latency_stats(samples),
         "reference": _reference_view(samples, ref_samples),
@@ -125,3 +131,14 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
         "finished_at": _utc_now(),
         "wall_s": time.perf_counter() - wall_start,
     }
+    if profile:
+        result["profile"] = {"nodes_ms": profile_onnx(model_bytes, threads=threads), "runs": PROFILE_RUNS,
+                             "source": "onnxruntime profiler (basic graph optimizations), median per node"}
+    return result
+
+
+def check_profile(runtime: str, profile: bool) -> None:
+    """Per-node profiles come from onnxruntime's profiler; LiteRT's Python API has none."""
+    if profile and runtime != "onnxruntime":
+        raise ValueError(f"per-node profiling needs runtime onnxruntime, not {runtime!r} (LiteRT's Python API "
+                         "has no per-op profiler)")

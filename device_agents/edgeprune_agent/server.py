@@ -15,7 +15,7 @@ from .errors import RuntimeUnavailable
 from .fingerprint import device_info
 from .http_errors import ApiError, classify, error_response, install_handlers
 from .jobs import Job, JobQueueFull, MeasureWorker
-from .measure import measure_model, validate_settings
+from .measure import check_profile, measure_model, validate_settings
 from .runtimes import check_available
 from .sensors import open_sensor
 
@@ -78,8 +78,8 @@ def _bearer_auth(token: str):
     return require_token
 
 
-def _check_request(runtime: str, settings: Dict[str, Any]) -> None:
-    """Reject unknown/uninstalled runtimes and out-of-range settings before reading the body."""
+def _check_request(runtime: str, settings: Dict[str, Any], profile: bool = False) -> None:
+    """Reject unknown/uninstalled runtimes, out-of-range settings and impossible profiles before reading the body."""
     try:
         check_available(runtime)
     except ValueError as exc:
@@ -88,6 +88,7 @@ def _check_request(runtime: str, settings: Dict[str, Any]) -> None:
         raise ApiError(501, "runtime unavailable", str(exc))
     try:
         validate_settings(**settings)
+        check_profile(runtime, profile)
     except ValueError as exc:
         raise ApiError(400, "invalid settings", str(exc))
 
@@ -166,16 +167,17 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
     async def measure(request: Request, runtime: str = Query("onnxruntime"), threads: int = Query(1),
                       warmup: int = Query(10), min_repeats: int = Query(30),
                       min_duration_s: float = Query(0.5), max_duration_s: float = Query(60.0),
-                      wait: bool = Query(True), reference: bool = Query(True)) -> JSONResponse:
+                      wait: bool = Query(True), reference: bool = Query(True),
+                      profile: bool = Query(False)) -> JSONResponse:
         settings = {"threads": threads, "warmup": warmup, "min_repeats": min_repeats,
                     "min_duration_s": min_duration_s, "max_duration_s": max_duration_s}
-        _check_request(runtime, settings)
+        _check_request(runtime, settings, profile)
         body = await read_limited_body(request, max_upload_bytes)
         if not body:
             raise ApiError(400, "empty body", "send the model file as the request body "
                                               "(Content-Type: application/octet-stream)")
         try:
-            job = worker.submit(body, {"runtime": runtime, "reference": reference, **settings})
+            job = worker.submit(body, {"runtime": runtime, "reference": reference, "profile": profile, **settings})
         except JobQueueFull as exc:
             raise ApiError(503, "queue full", str(exc), headers={"Retry-After": "10"})
         if not wait:

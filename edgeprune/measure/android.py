@@ -194,8 +194,9 @@ class AndroidDevice:
         self.runner.push(model_bytes, f"{REMOTE_DIR}/{name}")
         return name
 
-    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings) -> dict:
-        """Run benchmark_model on the phone; latency, per-op table and battery energy in the schema-1 layout."""
+    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False) -> dict:
+        """Run benchmark_model on the phone; latency, per-op table and battery energy in the schema-1 layout
+        (``profile`` changes nothing: the per-op table is always there)."""
         if runtime != "litert":
             raise MeasurementRejected(f"{self.name}: Android devices run .tflite models only (--runtime litert)")
         started, wall0 = datetime.now(timezone.utc).isoformat(), time.perf_counter()

@@ -43,11 +43,12 @@ class LocalDevice:
 
         return device_info(self._sysfs_root)
 
-    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings) -> dict:
+    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False) -> dict:
         from edgeprune_agent import ModelInvalid, RuntimeUnavailable, measure_model
 
         try:
-            return measure_model(model_bytes, runtime=runtime, sensor=self._open_sensor(), **settings.as_kwargs())
+            return measure_model(model_bytes, runtime=runtime, sensor=self._open_sensor(), profile=profile,
+                                 **settings.as_kwargs())
         except (ModelInvalid, RuntimeUnavailable, ValueError) as exc:
             raise MeasurementRejected(f"{self.name}: {exc}") from exc
 
@@ -88,8 +89,10 @@ class AgentDevice:
     def info(self) -> dict:
         return self._request("GET", "/v1/info")
 
-    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings) -> dict:
+    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False) -> dict:
         params = {"runtime": runtime, **settings.as_kwargs(), "wait": "true"}
+        if profile:
+            params["profile"] = "true"
         result = self._request("POST", "/v1/measure", params=params, content=model_bytes,
                                headers={"Content-Type": "application/octet-stream"})
         return result

@@ -98,24 +98,25 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
         cost_model, cm_path = load_cost_model(info, cost_model_path, device_name, runtime, threads, metric)
     predicted, dense, layer_pred = predictions(cost_model, info)
     limit = budget_value(budget, metric, dense)
-    result = open_device(device_name).measure(data, runtime, settings or MeasureSettings(threads=threads))
+    wants_profile = profile and runtime == "onnxruntime"
+    result = open_device(device_name).measure(data, runtime, settings or MeasureSettings(threads=threads),
+                                              profile=wants_profile)
     measured, provenance = measured_value(result, metric, device_name, runtime)
     return {"artifact": str(path), "device": device_name, "metric": metric, "unit": UNITS[metric][0],
             "measured": measured, "predicted": predicted, "dense_predicted": dense, "cost_model": cm_path,
             "prediction_error": measured / predicted - 1 if predicted else None,
             "budget": limit, "budget_given": budget, "tolerance": tolerance,
             "within_budget": None if limit is None else measured <= limit * (1 + tolerance),
-            "provenance": provenance, "layers": _layers(data, runtime, device_name, layer_pred, threads, profile)}
+            "provenance": provenance, "layers": _layers(result.get("profile"), layer_pred)}
 
 
-def _layers(data: bytes, runtime: str, device: str, predicted: dict | None, threads: int, profile: bool):
-    """Per-layer measured ms (onnxruntime profiler, in-process) beside the cost model's per-layer prediction."""
-    from edgeprune.measure.registry import LOCAL
-    from edgeprune.verify.profile import layer_times_ms, profile_onnx
+def _layers(profile: dict | None, predicted: dict | None):
+    """Per-layer measured ms (the device's onnxruntime profiler) beside the cost model's per-layer prediction."""
+    from edgeprune.verify.profile import layer_times_ms
 
-    if not profile or runtime != "onnxruntime" or device != LOCAL:
-        return None  # the profiler runs in this process: only meaningful for the local device
-    measured = layer_times_ms(profile_onnx(data, threads=threads))
+    if not profile:
+        return None  # not asked for, or a runtime/device without a per-node profiler
+    measured = layer_times_ms(profile["nodes_ms"])
     names = list(predicted or {}) + [n for n in measured if n not in (predicted or {})]
     return [{"layer": n, "measured_ms": measured.get(n), "predicted": (predicted or {}).get(n)} for n in names]
 
