@@ -348,3 +348,26 @@ def test_compress_joint_cli_reports_blocks_and_channels(joint_workspace):
     assert info["blocks_removed"] == s["blocks_removed"] and info["widths"] == s["compressed"]["widths"]
     assert all(isinstance(model.get_submodule(b), torch.nn.Identity) for b in s["blocks_removed"])
     assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 10) and s["parity"]["passed"]
+
+
+def test_missing_matplotlib_fails_before_sparse_training(monkeypatch, tmp_path):
+    import builtins
+
+    import edgeprune.prune.joint.method as method
+    from edgeprune.prune.joint.histograms import PlottingUnavailable
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    trained = []
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    monkeypatch.setattr(method, "sparse_train", lambda *a, **k: trained.append(1) or [])
+    model, shape = build_model("resnet20")
+    space = build_layer_space(model, shape)
+    with pytest.raises(PlottingUnavailable, match="pip install 'edgeprune\\[bench\\]'"):
+        prune_joint(model, space, None, 1.0, None, JointSettings(histogram_png=str(tmp_path / "g.png")))
+    assert not trained

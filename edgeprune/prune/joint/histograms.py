@@ -6,17 +6,30 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeprune.errors import EdgepruneError
 
-def save_histograms(gammas: dict[str, np.ndarray], thresholds: dict[str, float], bin_width: float,
-                    path: str | Path) -> Path:
-    """One small panel per BN layer: histogram of |γ| (bins of ``bin_width``) and its threshold as a red line."""
+
+class PlottingUnavailable(EdgepruneError):
+    """γ histograms were asked for but matplotlib is not installed."""
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or PlottingUnavailable saying how to install it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError("drawing γ histograms needs matplotlib: pip install 'edgeprune[bench]'") from exc
+        raise PlottingUnavailable("drawing γ histograms (--gamma-histograms) needs matplotlib: "
+                                  "pip install 'edgeprune[bench]'") from exc
+    return plt
+
+
+def save_histograms(gammas: dict[str, np.ndarray], thresholds: dict[str, float], bin_width: float,
+                    path: str | Path) -> Path:
+    """One small panel per BN layer: histogram of |γ| (bins of ``bin_width``) and its threshold as a red line."""
+    plt = pyplot()
     cols = min(6, len(gammas))
     rows = math.ceil(len(gammas) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows), squeeze=False)

@@ -10,7 +10,7 @@ import torch.nn as nn
 from edgeprune.costmodel.model import CostModel
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.joint.blocks import block_layers, block_members, rank_blocks, removable_blocks
-from edgeprune.prune.joint.histograms import save_histograms
+from edgeprune.prune.joint.histograms import pyplot, save_histograms
 from edgeprune.prune.joint.polarize import sparse_train
 from edgeprune.prune.joint.scaling import batchnorms, gammas, group_bns
 from edgeprune.prune.joint.select import Planner
@@ -45,6 +45,8 @@ def prune_joint(model: nn.Module, space: LayerSpace, cost_model: CostModel, budg
                 progress: Callable[[dict], None] | None = None) -> JointResult:
     """Sparse-train ``model`` in place, then pick the blocks and channels to remove so the predicted cost (the
     removed blocks' layers contributing nothing) meets ``budget_abs`` with the least above-threshold γ removed."""
+    if settings.histogram_png:
+        pyplot()  # fail before the sparse training, not after it
     blocks = removable_blocks(model) if settings.max_blocks != 0 else []
     by_group = group_bns(model, space)
     bns = _polarized(model, by_group, blocks)
