@@ -88,3 +88,21 @@ def load_checkpoint(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"checkpoint {path} is not a fine_tune checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def resume_training(path: Path, config: dict, model: torch.nn.Module, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """Load a checkpoint into model/optimizer/scheduler/RNGs; return (completed epochs, history)."""
+    state = load_checkpoint(path)
+    diffs = [f"{k}: checkpoint {state['config'].get(k)!r} vs now {v!r}"
+             for k, v in config.items() if state["config"].get(k) != v]
+    if diffs:
+        raise CheckpointError(f"checkpoint {path} belongs to a run with other settings ({'; '.join(diffs)}); "
+                              "use another checkpoint directory (or resume=False)")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {exc}") from exc
+    return int(state["epoch"]), list(state["history"])

@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from edgeprune.data import DataBundle
 
 from . import distributed
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, resume_training, rng_state, save_checkpoint
 from .distill import kd_loss
 from .evaluate import TrainError, evaluate
 from .schedule import CosineWarmup
@@ -63,24 +63,6 @@ def _check_args(epochs: int, lr: float, kd_alpha: float, kd_temperature: float, 
         raise TrainError(f"kd_alpha must be in [0, 1] and kd_temperature > 0, got {kd_alpha}, {kd_temperature}")
     if max_steps is not None and max_steps < 1:
         raise TrainError(f"max_steps_per_epoch must be >= 1, got {max_steps}")
-
-
-def _resume(path: Path, config: dict, model: nn.Module, optimizer, scheduler) -> tuple[int, list[dict]]:
-    """Load a checkpoint into model/optimizer/scheduler/RNGs; return (completed epochs, history)."""
-    state = load_checkpoint(path)
-    diffs = [f"{k}: checkpoint {state['config'].get(k)!r} vs now {v!r}"
-             for k, v in config.items() if state["config"].get(k) != v]
-    if diffs:
-        raise CheckpointError(f"checkpoint {path} belongs to a run with other settings ({'; '.join(diffs)}); "
-                              "use another checkpoint_dir or resume=False")
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer: {exc}") from exc
-    return int(state["epoch"]), list(state["history"])
 
 
 def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teacher, kd: tuple[float, float]) -> dict:
@@ -154,7 +136,7 @@ def fine_tune(
     path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start, history, resumed_from = 0, [], None
     if path is not None and resume and path.exists():
-        start, history = _resume(path, config, model, optimizer, scheduler)
+        start, history = resume_training(path, config, model, optimizer, scheduler)
         resumed_from = start
     elif seed is not None:
         torch.manual_seed(seed)

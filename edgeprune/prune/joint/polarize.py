@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 
 from edgeprune.prune.joint.settings import JointSettings
-from edgeprune.train import CheckpointError, CosineWarmup, load_checkpoint
-from edgeprune.train.checkpoint import CHECKPOINT_NAME, restore_rng, rng_state, save_checkpoint
+from edgeprune.train import CosineWarmup
+from edgeprune.train.checkpoint import CHECKPOINT_NAME, resume_training, rng_state, save_checkpoint
 from edgeprune.train.evaluate import TrainError
 
 
@@ -32,22 +32,6 @@ def clamp_gammas(bns: list[nn.Module], a: float) -> None:
             bn.weight.clamp_(0.0, a)
 
 
-def _resume(path: Path, config: dict, model: nn.Module, optimizer, scheduler) -> tuple[int, list[dict]]:
-    """Load a sparse-training checkpoint; return (completed epochs, history)."""
-    state = load_checkpoint(path)
-    if state["config"] != config:
-        raise CheckpointError(f"checkpoint {path} is from sparse training with other settings "
-                              f"({state['config']} vs now {config}); remove it or use another directory")
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit this model: {exc}") from exc
-    return int(state["epoch"]), list(state["history"])
-
-
 def sparse_train(model: nn.Module, bns: dict[str, nn.Module], data, s: JointSettings,
                  checkpoint_dir: str | Path | None = None,
                  progress: Callable[[dict], None] | None = None) -> list[dict]:
@@ -66,7 +50,7 @@ def sparse_train(model: nn.Module, bns: dict[str, nn.Module], data, s: JointSett
     path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start, history = 0, []
     if path is not None and path.exists():
-        start, history = _resume(path, config, model, optimizer, scheduler)
+        start, history = resume_training(path, config, model, optimizer, scheduler)
     else:
         torch.manual_seed(0)
     clamp_gammas(layers, s.a)
