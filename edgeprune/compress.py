@@ -13,6 +13,7 @@ from edgeprune.costmodel.fit import default_model_path, fit_from_table
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
 from edgeprune.export.onnx_parity import export_onnx
+from edgeprune.measure.export import to_onnx_bytes
 from edgeprune.measure.calibrate import architecture_hash, calibrate
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
@@ -20,14 +21,15 @@ from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.paths import default_table
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.budget import parse_budget, resolve_budget
-from edgeprune.prune.ecc import EccSettings, prune_ecc
+from edgeprune.prune.budget import InfeasibleBudget, parse_budget, resolve_budget
+from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
+from edgeprune.prune.ecc import EccSettings, prune_ecc, select_ecc
 from edgeprune.prune.global_magnitude import prune_global
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
 from edgeprune.prune.joint.blocks import apply_pruning, block_layers
-from edgeprune.prune.joint.method import describe, floor_layers, joint_summary, prune_joint
+from edgeprune.prune.joint.method import describe, floor_layers, joint_summary, prune_joint, replan
 from edgeprune.prune.joint.settings import JointSettings
-from edgeprune.prune.netadapt import netadapt_search
+from edgeprune.prune.netadapt import NetAdaptIncomplete, netadapt_search
 from edgeprune.prune.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.prune.uniform import prune_uniform
@@ -68,6 +70,7 @@ class CompressConfig:
     criterion_batches: int = DEFAULT_BATCHES  # training batches the data-driven criteria (taylor, apoz) look at
     schedule: str = "oneshot"  # SCHEDULES: reach the method's widths at once, or over schedule_steps prune-tune steps
     schedule_steps: int = 3
+    closed_loop: LoopSettings = field(default_factory=LoopSettings)  # measure, rescale the budget, re-select
 
 
 def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
@@ -94,8 +97,8 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
     return fit.model, fit.provenance, str(path)
 
 
-def _measure(device, onnx_path: Path, cfg: CompressConfig, reference_ms: float | None = None) -> dict:
-    result = device.measure(onnx_path.read_bytes(), cfg.runtime, MeasureSettings(threads=cfg.threads))
+def _measure(device, onnx: bytes, cfg: CompressConfig, reference_ms: float | None = None) -> dict:
+    result = device.measure(onnx, cfg.runtime, MeasureSettings(threads=cfg.threads))
     ref = result.get("reference")
     # The cost model predicts at the table's typical machine speed; this puts the measurement on the same footing.
     corrected = ref["ratio"] * reference_ms if ref and reference_ms and cfg.metric == "latency" else None
@@ -158,6 +161,55 @@ def _remove_and_tune(cfg: CompressConfig, work, tuned, space, result, data, teac
     return sched.model, sched.kept, sched.history
 
 
+def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterion: str, say: Say):
+    """(the method's selection at the budget, its pruned model if the method made one, how it re-selects at another
+    predicted target for the closed loop; ecc and netadapt only shrink further)."""
+    cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
+    ranking = {"criterion": criterion, "criterion_batches": cfg.criterion_batches}
+
+    def netadapt_to(target: float, start=None):
+        # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
+        return netadapt_search(work, space, cost_fn, target, data, round_to=cfg.round_to,
+                               short_tune_steps=cfg.netadapt_tune_steps, step_fraction=cfg.netadapt_step,
+                               start=start, **ranking)
+
+    def baseline_to(target: float):
+        prune = prune_uniform if cfg.method == "uniform" else prune_global
+        return prune(work, space, cost_fn, target, round_to=cfg.round_to, data=data, **ranking)
+
+    tuned = None
+    if cfg.method == "ecc":
+        result = prune_ecc(work, space, cost_model, budget.value, data, cfg.ecc,
+                           progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
+                                                  f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"))
+    elif cfg.method == "netadapt":
+        result, tuned = netadapt_to(budget.value)
+    elif cfg.method == "joint":
+        result = prune_joint(work, space, cost_model, budget.value, data, cfg.joint, round_to=cfg.round_to,
+                             checkpoint_dir=Path(cfg.out) / "sparse-checkpoints",
+                             progress=lambda r: say(describe(r)))
+    else:
+        result = baseline_to(budget.value)
+
+    def reselect(target: float, current, state):
+        if cfg.method in ("ecc", "netadapt") and target >= current.predicted_cost:
+            return None
+        try:
+            if cfg.method == "ecc":
+                return select_ecc(work, space, cost_model, current.widths, target, cfg.ecc, current.history), None
+            if cfg.method == "netadapt":
+                return netadapt_to(target, start=(current, state))
+            if cfg.method == "joint":
+                return replan(current, space, target), None
+            return baseline_to(target), None
+        except NetAdaptIncomplete as stopped:
+            return stopped.result, stopped.model
+        except InfeasibleBudget:
+            return None
+
+    return result, tuned, reselect
+
+
 def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     """Run the whole pipeline; returns the summary that `compress --json` prints."""
     if cfg.method not in METHODS:
@@ -168,8 +220,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     space = build_layer_space(net, shape)
     device = open_device(cfg.device)
     cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
-    cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
-    dense_cost = cost_fn({})
+    dense_cost = float(cost_model.predict([{}])[0])
     removable = floor_layers(net, space, cfg.joint) if cfg.method == "joint" else []
     budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
                             float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
@@ -178,25 +229,14 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
         f"{budget.value:.4g} {budget.unit}")
     teacher = copy.deepcopy(net).eval() if cfg.distill else None
     work = copy.deepcopy(net)
-    ranking = {"criterion": criterion, "criterion_batches": cfg.criterion_batches}
-    tuned = None
-    if cfg.method == "ecc":
-        result = prune_ecc(work, space, cost_model, budget.value, data, cfg.ecc,
-                           progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
-                                                  f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"))
-    elif cfg.method == "netadapt":
-        # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
-        result, tuned = netadapt_search(work, space, cost_fn, budget.value, data, round_to=cfg.round_to,
-                                        short_tune_steps=cfg.netadapt_tune_steps,
-                                        step_fraction=cfg.netadapt_step, **ranking)
-    elif cfg.method == "joint":
-        result = prune_joint(work, space, cost_model, budget.value, data, cfg.joint, round_to=cfg.round_to,
-                             checkpoint_dir=Path(cfg.out) / "sparse-checkpoints",
-                             progress=lambda r: say(describe(r)))
-    elif cfg.method == "uniform":
-        result = prune_uniform(work, space, cost_fn, budget.value, round_to=cfg.round_to, data=data, **ranking)
-    else:
-        result = prune_global(work, space, cost_fn, budget.value, round_to=cfg.round_to, data=data, **ranking)
+    result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say)
+
+    def measure_selection(selected, state) -> float:
+        candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
+        return _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))["value"]
+
+    loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop, say)
+    result, tuned = loop.result, loop.state
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
         f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)")
     pruned, kept, steps = _remove_and_tune(cfg, work, tuned, space, result, data, teacher, criterion, say)
@@ -205,10 +245,10 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     onnx_path = out / "model.onnx"
     parity = export_onnx(pruned, shape, onnx_path, data.val)
     ref_ms = meta.get("reference_ms")
-    measured = _measure(device, onnx_path, cfg, ref_ms)
+    measured = _measure(device, onnx_path.read_bytes(), cfg, ref_ms)
     dense_onnx = out / "dense.onnx"
     export_onnx(net, shape, dense_onnx)
-    dense_measured = _measure(device, dense_onnx, cfg, ref_ms)
+    dense_measured = _measure(device, dense_onnx.read_bytes(), cfg, ref_ms)
     comparable = measured["drift_corrected"] or measured["value"]
     summary = {
         "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
@@ -222,6 +262,8 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
         "within_budget_measured": measured["value"] <= budget.value,
         "cost_source": measured["source"], "predicted_by": cm_path,
         "measured_cost_drift_corrected": measured["drift_corrected"],
+        "closed_loop": {"rounds": loop.rounds, "within_budget": loop.within_budget,
+                        "measured_before_fine_tune": loop.measured},
         "prediction_error": comparable / result.predicted_cost - 1,
         "measurements": {"compressed": measured, "dense": dense_measured},
         "parity": parity.to_dict(), "data": data.name,

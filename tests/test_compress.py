@@ -39,7 +39,12 @@ def test_compress_meets_predicted_budget_and_reports_provenance(workspace, metho
                 "cost_source", "artifacts"):
         assert key in s
     assert s["budget"] == "0.6" and s["metric"] == "latency"
-    assert s["predicted_cost"] <= s["budget_abs"] + 1e-12
+    loop = s["closed_loop"]
+    assert loop["rounds"][0]["predicted"] <= s["budget_abs"] + 1e-12  # the method met the predicted budget
+    assert loop["rounds"][-1]["measured"] > 0
+    if loop["within_budget"]:  # the structure that goes to fine-tuning measured within budget
+        assert loop["measured_before_fine_tune"] <= s["budget_abs"]
+        assert s["compressed"]["widths"] in [r["widths"] for r in loop["rounds"]]
     assert s["budget_abs"] == pytest.approx(0.6 * s["dense"]["predicted_cost"])
     assert s["compressed"]["macs"] < s["dense"]["macs"] and s["compressed"]["params"] < s["dense"]["params"]
     assert s["compressed"]["accuracy"] > 0.5 and s["measured_cost"] > 0

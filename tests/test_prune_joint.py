@@ -23,7 +23,7 @@ from edgeprune.models.zoo import build_model
 from edgeprune.prune.artifact import ArtifactError, load_compressed, read_info, save_compressed
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.joint.blocks import apply_pruning, block_layers, rank_blocks, remove_blocks, removable_blocks
-from edgeprune.prune.joint.method import prune_joint
+from edgeprune.prune.joint.method import replan, prune_joint
 from edgeprune.prune.joint.polarize import polarization, polarization_penalty, sparse_train
 from edgeprune.prune.joint.scaling import batchnorms
 from edgeprune.prune.joint.settings import JointSettings
@@ -282,6 +282,10 @@ def test_prune_joint_removes_the_dead_blocks_and_meets_the_budget():
     # A tight budget needs the thresholds scaled up (live channels go too); channel-only removes no block.
     tight = prune_joint(copy.deepcopy(net), space, cost, 0.2 * dense, None, settings)
     assert tight.predicted_cost <= 0.2 * dense and tight.scale > 1.0
+    # The closed loop's re-plan from the same γ gives the plan a fresh search gives.
+    again = replan(result, space, 0.2 * dense)
+    assert (again.widths, again.blocks_removed, again.scale) == (tight.widths, tight.blocks_removed, tight.scale)
+    assert [r for r in again.history if r["phase"] == "plan"] == [r for r in tight.history if r["phase"] == "plan"]
     slim = prune_joint(copy.deepcopy(net), space, cost, 0.2 * dense, None, JointSettings(sparse_epochs=0,
                                                                                            max_blocks=0))
     assert slim.blocks_removed == [] and slim.predicted_cost <= 0.2 * dense and slim.split["depth_saving"] == 0

@@ -204,3 +204,19 @@ def test_netadapt_round_to_and_incomplete(trained, digits):
     partial = info.value.result
     assert partial.predicted_cost > budget and len(partial.history) == 2
     assert info.value.model.conv1.out_channels == partial.widths["conv1:out"]
+
+
+def test_netadapt_goes_on_from_an_earlier_search(trained, digits):
+    model, space = trained
+    cost_fn = macs_cost(space)
+    first, pruned = netadapt_search(model, space, cost_fn, 0.6 * cost_fn({}), digits, step_fraction=0.1,
+                                    short_tune_steps=0)
+    more, deeper = netadapt_search(model, space, cost_fn, 0.4 * cost_fn({}), digits, step_fraction=0.1,
+                                   short_tune_steps=0, start=(first, pruned))
+    check_result(more, space, cost_fn, 0.4 * cost_fn({}))
+    assert more.history[:len(first.history)] == first.history and len(more.history) > len(first.history)
+    assert all(more.widths[g] <= first.widths[g] for g in first.widths)
+    # Still indices into the dense model: without tuning, the deeper model is the dense one with those kept.
+    expected = apply_kept(model, space, more.kept).state_dict()
+    for name, tensor in deeper.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name

@@ -10,6 +10,7 @@ from edgeprune.cli.common import JsonOpt, ModelOpt
 from edgeprune.cli.output import Output
 from edgeprune.compress import METHODS, CompressConfig, compress
 from edgeprune.prune.importance import CRITERIA
+from edgeprune.prune.closed_loop import LoopSettings
 from edgeprune.prune.ecc import EccSettings
 from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.prune.schedule import SCHEDULES
@@ -35,6 +36,11 @@ def compress_command(model: str = ModelOpt,
                                                   + ": prune at once, or step by step with fine-tuning between."),
                      schedule_steps: int = typer.Option(3, "--schedule-steps", help="Prune–fine-tune steps of "
                                                         "iterative/agp (the epochs are split across them)."),
+                     correction_rounds: int = typer.Option(LoopSettings.rounds, "--correction-rounds",
+                                                           help="Measure the pruned structure on the device before "
+                                                           "fine-tuning; while over budget (or under 0.97×), rescale "
+                                                           "the budget by measured ÷ predicted and re-select, at most "
+                                                           "N times (0: measure only)."),
                      min_keep: float = typer.Option(EccSettings.min_keep, "--min-keep",
                                                     help="ecc: keep at least this share of every channel group."),
                      sparse_epochs: int = typer.Option(JointSettings.sparse_epochs, "--sparse-epochs",
@@ -57,7 +63,8 @@ def compress_command(model: str = ModelOpt,
         cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
                              metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
                              round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
-                             schedule=schedule, schedule_steps=schedule_steps, ecc=EccSettings(min_keep=min_keep),
+                             schedule=schedule, schedule_steps=schedule_steps,
+                             closed_loop=LoopSettings(rounds=correction_rounds), ecc=EccSettings(min_keep=min_keep),
                              joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
                                                  bin_width=bin_width, max_blocks=max_blocks,
                                                  histogram_png=str(gamma_histograms) if gamma_histograms else None))
@@ -83,6 +90,9 @@ def print_summary(o: Output, s: dict) -> None:
     if s.get("measured_cost_drift_corrected"):
         o.print(f"drift-corrected measurement (reference workload, table's typical speed): "
                 f"{s['measured_cost_drift_corrected']:.4g} {u} — compare this one with the prediction")
+    for r in s["closed_loop"]["rounds"]:
+        o.print(f"closed loop, before fine-tuning, round {r['round']}: predicted {r['predicted']:.4g} {u}, measured "
+                f"{r['measured']:.4g} {u} ({r['measured_over_budget']:.3f} × budget) — {s['cost_source']}")
     verdict = "within" if s["within_budget_measured"] else "[red]OVER[/]"
     o.print(f"measured cost is {verdict} the budget; prediction error {s['prediction_error']:+.1%}; ONNX parity "
             f"max |diff| {s['parity']['max_abs_diff']:.1e}, top-1 agreement {s['parity']['top1_agreement']:.0%}")

@@ -152,9 +152,22 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
             progress(record)
         if real_cost <= budget_abs and outside < 1e-3:
             break
-    final = _meet_budget(dict(zip(groups, real)), admm, cost_model, budget_abs, settings, dict(zip(groups, steps)))
-    kept = {g: admm.top(g, w, channel_norms(admm.slices[g])) for g, w in final.items()}
-    return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), history)
+    return select_ecc(model, space, cost_model, dict(zip(groups, real)), budget_abs, settings, history,
+                      slices=admm.slices)
+
+
+def select_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, widths: dict[str, int], budget_abs: float,
+               settings: EccSettings = EccSettings(), history: list[dict] | None = None,
+               slices: dict | None = None) -> PruneResult:
+    """ECC's last step on an ADMM-trained ``model``: shrink ``widths`` until the predicted cost meets the budget,
+    keeping each group's largest-norm channels. Also how the closed loop re-selects ecc at a tighter budget."""
+    slices = slices or group_slices(model, space)
+    groups = list(widths)
+    divisors = space.divisors()
+    final = _meet_budget(dict(widths), slices, cost_model, budget_abs, settings,
+                         dict(zip(groups, _steps(space, groups, settings))))
+    kept = {g: keep_top({g: channel_norms(slices[g]).numpy()}, {g: w}, divisors)[g] for g, w in final.items()}
+    return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), list(history or []))
 
 
 def _strength(norms: torch.Tensor) -> torch.Tensor:
@@ -180,7 +193,7 @@ def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSett
     return math.exp(hi), widths_at(math.exp(hi))
 
 
-def _meet_budget(widths: dict[str, int], admm: _Admm, cost_model: CostModel, budget: float,
+def _meet_budget(widths: dict[str, int], slices: dict, cost_model: CostModel, budget: float,
                  s: EccSettings, steps: dict[str, int]) -> dict[str, int]:
     """If ADMM stopped above budget, remove the channels with the best cost saving per unit of strength."""
     while float(cost_model.predict([widths])[0]) > budget:
@@ -192,7 +205,7 @@ def _meet_budget(widths: dict[str, int], admm: _Admm, cost_model: CostModel, bud
                 continue
             trial = {**widths, g: w - step}
             saving = base - float(cost_model.predict([trial])[0])
-            n = torch.sort(channel_norms(admm.slices[g]), descending=True).values
+            n = torch.sort(channel_norms(slices[g]), descending=True).values
             score = saving / float(n[w - step:w].sum() / n.mean() + 1e-9)
             if score > best_score:
                 best, best_score = g, score

@@ -47,21 +47,27 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
                     round_to: int | None = None, max_iters: int = 100,
                     progress: Callable[[dict], None] | None = None, *, criterion: str = "l1",
                     eval_batches: int = 4, lr: float = 0.01,
-                    criterion_batches: int = DEFAULT_BATCHES) -> tuple[PruneResult, nn.Module]:
+                    criterion_batches: int = DEFAULT_BATCHES,
+                    start: tuple[PruneResult, nn.Module] | None = None) -> tuple[PruneResult, nn.Module]:
     """NetAdapt, ranking the current model's channels by ``criterion`` each step; returns the result and the pruned,
-    short-tuned model it ends with (``model`` is not changed)."""
+    short-tuned model it ends with (``model`` is not changed). ``start``: an earlier search's (result, model) to go on
+    from towards a lower budget."""
     check_criterion(criterion, data)
     if not 0 < step_fraction < 1 or not 0 < decay <= 1 or short_tune_steps < 0 or max_iters < 1:
         raise ValueError("need 0 < step_fraction < 1, 0 < decay <= 1, short_tune_steps >= 0 and max_iters >= 1")
     dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
-    widths = space.dense_widths()
-    kept = {g: list(range(w)) for g, w in widths.items()}
-    current, cost = copy.deepcopy(model).eval(), dense_cost
     holdout = take_batches(data.val, eval_batches)
-    history = [{"iter": 0, "cost": cost, "accuracy": holdout_accuracy(current, holdout),
-                "macs": network_macs(space, widths), "floor_cost": floor_cost}]
+    if start is None:
+        widths = space.dense_widths()
+        kept = {g: list(range(w)) for g, w in widths.items()}
+        current, cost = copy.deepcopy(model).eval(), dense_cost
+        history = [{"iter": 0, "cost": cost, "accuracy": holdout_accuracy(current, holdout),
+                    "macs": network_macs(space, widths), "floor_cost": floor_cost}]
+    else:
+        widths, kept = dict(start[0].widths), {g: list(k) for g, k in start[0].kept.items()}
+        current, cost, history = copy.deepcopy(start[1]).eval(), start[0].predicted_cost, list(start[0].history)
     stuck = f"raise max_iters ({max_iters}) or step_fraction ({step_fraction})"
-    for it in range(max_iters):
+    for it in range(len(history) - 1, max_iters):
         if cost <= budget_abs:
             break
         reduction = step_fraction * decay ** it * cost

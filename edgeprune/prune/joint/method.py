@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch.nn as nn
@@ -30,6 +30,8 @@ class JointResult(PruneResult):
     sparsity: dict[str, float] = field(default_factory=dict)
     ranking: list[str] = field(default_factory=list)  # removable blocks, least important first
     split: dict = field(default_factory=dict)  # predicted saving from depth vs width
+    planner: Planner | None = field(default=None, repr=False, compare=False)  # re-plans for another budget
+    max_blocks: int | None = None
 
 
 def _polarized(model: nn.Module, by_group: dict[str, list[str]], blocks: list[str]) -> dict[str, nn.Module]:
@@ -67,17 +69,27 @@ def prune_joint(model: nn.Module, space: LayerSpace, cost_model: CostModel, budg
         return float(cost_model.predict([widths], removed)[0])
 
     planner = Planner(space, by_group, gam, thresholds, ranking, cost_fn, settings.min_width, round_to)
-    plan, search = planner.search(budget_abs, settings.max_blocks)
+    result = JointResult("joint", {}, {}, 0.0, history, thresholds=thresholds, sparsity=spars, ranking=ranking,
+                         planner=planner, max_blocks=settings.max_blocks)
+    result = replan(result, space, budget_abs)
     if progress:
-        progress({"phase": "plan", "blocks_removed": plan.blocks, "scale": plan.scale, "predicted_cost": plan.cost})
+        progress({"phase": "plan", "blocks_removed": result.blocks_removed, "scale": result.scale,
+                  "predicted_cost": result.predicted_cost})
+    if settings.histogram_png:
+        save_histograms(gam, thresholds, settings.bin_width, settings.histogram_png)
+    return result
+
+
+def replan(result: JointResult, space: LayerSpace, budget_abs: float) -> JointResult:
+    """The plan for ``budget_abs`` from the same sparse-trained γ (also the closed loop's re-selection)."""
+    planner, cost_fn = result.planner, result.planner.cost_fn
+    plan, search = planner.search(budget_abs, result.max_blocks)
     removed = block_layers(space, plan.blocks)
     widths = {g: len(k) for g, k in plan.kept.items()}
     split = saving_split(cost_fn({}, []), cost_fn({}, removed), cost_fn(widths, []), plan.cost)
-    if settings.histogram_png:
-        save_histograms(gam, thresholds, settings.bin_width, settings.histogram_png)
-    return JointResult("joint", widths, plan.kept, plan.cost, history + [{"phase": "plan", **r} for r in search],
-                       blocks_removed=plan.blocks, removed_layers=removed, thresholds=thresholds, scale=plan.scale,
-                       sparsity=spars, ranking=ranking, split=split)
+    history = [r for r in result.history if r.get("phase") != "plan"] + [{"phase": "plan", **r} for r in search]
+    return replace(result, widths=widths, kept=plan.kept, predicted_cost=plan.cost, history=history,
+                   blocks_removed=plan.blocks, removed_layers=removed, scale=plan.scale, split=split)
 
 
 def joint_summary(result: JointResult, space: LayerSpace) -> dict:

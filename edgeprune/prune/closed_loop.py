@@ -1,0 +1,71 @@
+"""Closed-loop budget correction: measure the pruned structure, rescale the budget by measured ÷ predicted, re-select."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeprune.prune.result import PruneResult
+
+# A method's re-selection at another predicted-cost target, given its current (result, state such as a tuned model):
+# the new (result, state), or None when the method cannot move that way (ecc and netadapt only shrink).
+Reselect = Callable[[float, PruneResult, Any], "tuple[PruneResult, Any] | None"]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How hard the loop tries: ``rounds`` re-selections at most, aiming at ``aim`` × budget measured, and
+    re-selecting a wider model when the measurement is below ``slack`` × budget."""
+
+    rounds: int = 3
+    aim: float = 0.99  # the measurement's own run-to-run noise is ~1 %: aim a little under the budget
+    slack: float = 0.97
+
+    def __post_init__(self):
+        if self.rounds < 0 or not 0 < self.slack <= self.aim <= 1:
+            raise ValueError(f"invalid closed-loop settings {self}: need rounds >= 0 and 0 < slack <= aim <= 1")
+
+
+@dataclass
+class Corrected:
+    """The selection the loop settled on, its measured cost, and one record per measurement."""
+
+    result: PruneResult
+    state: Any
+    measured: float
+    within_budget: bool
+    rounds: list[dict] = field(default_factory=list)
+
+
+def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: Callable[[PruneResult, Any], float],
+                      reselect: Reselect, settings: LoopSettings = LoopSettings(),
+                      say: Callable[[str], None] = lambda _: None) -> Corrected:
+    """Measure ``result``; while the measurement is over ``budget`` (or far under it), re-select at the predicted
+    target scaled by budget ÷ measured. Returns the widest in-budget selection seen, else the last (cheapest) one."""
+    best: Corrected | None = None
+    rounds: list[dict] = []
+    current, current_state, target = result, state, result.predicted_cost
+    for r in range(settings.rounds + 1):
+        measured = measure(current, current_state)
+        rounds.append({"round": r, "target_predicted": target, "predicted": current.predicted_cost,
+                       "measured": measured, "measured_over_budget": measured / budget,
+                       "widths": dict(current.widths)})
+        say(f"closed loop round {r}: predicted {current.predicted_cost:.4g}, measured {measured:.4g} "
+            f"({measured / budget:.3f} × budget)")
+        within = measured <= budget
+        if within and (best is None or measured > best.measured):
+            best = Corrected(current, current_state, measured, True)
+        if within and measured >= settings.slack * budget:
+            break
+        if r == settings.rounds:
+            break
+        if not within and best is not None:
+            break  # a wider try went over: keep the in-budget one measured before
+        target = current.predicted_cost * settings.aim * budget / measured
+        chosen = reselect(target, current, current_state)
+        if chosen is None or chosen[0].widths == current.widths and chosen[0].blocks_removed == current.blocks_removed:
+            break
+        current, current_state = chosen
+    final = best or Corrected(current, current_state, measured, False)
+    final.rounds = rounds
+    return final

@@ -1,0 +1,84 @@
+"""The closed loop rescales the budget by measured ÷ predicted and re-selects until the measurement fits."""
+import pytest
+import torch
+
+from edgeprune.costmodel.macs import network_macs
+from edgeprune.models.layer_space import build_layer_space
+from edgeprune.models.zoo import build_model
+from edgeprune.prune.budget import InfeasibleBudget
+from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
+from edgeprune.prune.uniform import prune_uniform
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model, shape = build_model("demo_cnn", widths=(16, 32, 32))
+    space = build_layer_space(model, shape)
+    predicted = lambda w: 0.1 + network_macs(space, w) * 1e-5  # noqa: E731
+    return model, space, predicted
+
+
+def _uniform(model, space, cost):
+    def reselect(target, current, state):
+        try:
+            return prune_uniform(model, space, cost, target), None
+        except InfeasibleBudget:
+            return None
+    return reselect
+
+
+def _device(cost, factor):
+    """A device whose latency the cost model under-predicts by ``factor`` (what made ecc overshoot)."""
+    return lambda result, state: factor * cost(result.widths)
+
+
+def test_over_budget_is_tightened_until_the_measurement_fits(setup):
+    model, space, cost = setup
+    budget = 0.5 * cost(space.dense_widths())
+    first = prune_uniform(model, space, cost, budget)
+    out = correct_to_budget(first, None, budget, _device(cost, 1.12), _uniform(model, space, cost))
+    assert out.rounds[0]["measured_over_budget"] > 1.03  # the uncorrected selection overshoots
+    assert out.within_budget and out.measured <= budget
+    assert out.result.predicted_cost < first.predicted_cost
+    assert out.measured == pytest.approx(1.12 * cost(out.result.widths))
+    assert out.rounds[1]["target_predicted"] == pytest.approx(first.predicted_cost * 0.99 * budget
+                                                              / out.rounds[0]["measured"])
+
+
+def test_far_under_budget_is_relaxed_but_never_over(setup):
+    model, space, cost = setup
+    budget = 0.5 * cost(space.dense_widths())
+    first = prune_uniform(model, space, cost, budget)
+    out = correct_to_budget(first, None, budget, _device(cost, 0.85), _uniform(model, space, cost))
+    assert out.rounds[0]["measured_over_budget"] < 0.97
+    assert out.within_budget and out.measured <= budget
+    assert out.result.predicted_cost > first.predicted_cost  # wider than the method's own pick
+
+
+def test_a_method_that_only_shrinks_keeps_its_selection_when_under(setup):
+    model, space, cost = setup
+    budget = 0.5 * cost(space.dense_widths())
+    first = prune_uniform(model, space, cost, budget)
+    out = correct_to_budget(first, None, budget, _device(cost, 0.8), lambda t, c, s: None)
+    assert len(out.rounds) == 1 and out.result is first and out.within_budget
+
+
+def test_out_of_rounds_returns_the_cheapest_and_says_so(setup):
+    model, space, cost = setup
+    budget = 0.5 * cost(space.dense_widths())
+    first = prune_uniform(model, space, cost, budget)
+    # An overhead the cost model misses entirely: each rescaling under-corrects, so one round is not enough.
+    device = lambda result, state: cost(result.widths) + 0.4 * budget  # noqa: E731
+    out = correct_to_budget(first, None, budget, device, _uniform(model, space, cost), LoopSettings(rounds=1))
+    assert len(out.rounds) == 2 and not out.within_budget
+    assert out.result.predicted_cost < first.predicted_cost and out.measured == out.rounds[-1]["measured"]
+    measured_only = correct_to_budget(first, None, budget, device, _uniform(model, space, cost), LoopSettings(0))
+    assert len(measured_only.rounds) == 1 and measured_only.result is first and not measured_only.within_budget
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="closed-loop"):
+        LoopSettings(rounds=-1)
+    with pytest.raises(ValueError, match="closed-loop"):
+        LoopSettings(slack=1.0, aim=0.99)
