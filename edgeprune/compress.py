@@ -196,7 +196,8 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
             return None
         try:
             if cfg.method == "ecc":
-                return select_ecc(work, space, cost_model, current.widths, target, cfg.ecc, current.history), None
+                return select_ecc(work, space, cost_model, current.widths, target, data, cfg.ecc,
+                                  current.history), None
             if cfg.method == "netadapt":
                 return netadapt_to(target, start=(current, state))
             if cfg.method == "joint":

@@ -14,7 +14,7 @@ from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.channel_slices import channel_norms, group_slices
-from edgeprune.prune.importance import keep_top
+from edgeprune.prune.importance import channel_importance, keep_top
 from edgeprune.prune.result import PruneResult
 
 
@@ -33,6 +33,18 @@ class EccSettings:
     min_keep: float = 0.2
     round_to: int | None = None
     price_momentum: float = 0.8
+    # What a channel is worth when widths are priced: "taylor" (first-order loss change |w·∂L/∂w| over the group,
+    # comparable across groups) or "norm" (ADMM group norm ÷ the group's mean, which rates every group's average
+    # channel alike and so cut the residual streams, whose channels cost most, to the min_keep floor).
+    strength: str = "taylor"
+    strength_batches: int = 4
+
+    def __post_init__(self):
+        if self.strength not in STRENGTHS:
+            raise ValueError(f"ecc strength must be one of {STRENGTHS}, got {self.strength!r}")
+
+
+STRENGTHS = ("taylor", "norm")
 
 
 def _steps(space: LayerSpace, groups: list[str], s: EccSettings) -> list[int]:
@@ -139,7 +151,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
         fresh = widths.grad.detach().clamp(min=1e-12)
         # Smoothed: the gradient of a staircase-shaped cost jumps with the widths, which made them oscillate.
         price = fresh if price is None else settings.price_momentum * price + (1 - settings.price_momentum) * fresh
-        strengths = [_strength(admm.norms(g)) for g in groups]
+        strengths = _strengths(model, space, groups, settings, data, admm.norms)
         y, real = _dual_widths(strengths, price, cost_model, groups, dense, budget_abs, settings, steps)
         with torch.no_grad():
             widths.copy_(torch.tensor(real, dtype=widths.dtype))
@@ -152,27 +164,34 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
             progress(record)
         if real_cost <= budget_abs and outside < 1e-3:
             break
-    return select_ecc(model, space, cost_model, dict(zip(groups, real)), budget_abs, settings, history,
+    return select_ecc(model, space, cost_model, dict(zip(groups, real)), budget_abs, data, settings, history,
                       slices=admm.slices)
 
 
 def select_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, widths: dict[str, int], budget_abs: float,
-               settings: EccSettings = EccSettings(), history: list[dict] | None = None,
+               data, settings: EccSettings = EccSettings(), history: list[dict] | None = None,
                slices: dict | None = None) -> PruneResult:
     """ECC's last step on an ADMM-trained ``model``: shrink ``widths`` until the predicted cost meets the budget,
     keeping each group's largest-norm channels. Also how the closed loop re-selects ecc at a tighter budget."""
     slices = slices or group_slices(model, space)
     groups = list(widths)
     divisors = space.divisors()
-    final = _meet_budget(dict(widths), slices, cost_model, budget_abs, settings,
-                         dict(zip(groups, _steps(space, groups, settings))))
+    final = widths
+    if float(cost_model.predict([widths])[0]) > budget_abs:
+        strengths = _strengths(model, space, groups, settings, data, lambda g: channel_norms(slices[g]))
+        final = _meet_budget(dict(widths), dict(zip(groups, strengths)), cost_model, budget_abs, settings,
+                             dict(zip(groups, _steps(space, groups, settings))))
     kept = {g: keep_top({g: channel_norms(slices[g]).numpy()}, {g: w}, divisors)[g] for g, w in final.items()}
     return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), list(history or []))
 
 
-def _strength(norms: torch.Tensor) -> torch.Tensor:
-    """Channel strengths, strongest first, relative to the group's mean (comparable across groups)."""
-    return torch.sort(norms / norms.mean().clamp(min=1e-12), descending=True).values
+def _strengths(model: nn.Module, space: LayerSpace, groups: list[str], s: EccSettings, data,
+               norms: Callable[[str], torch.Tensor]) -> list[torch.Tensor]:
+    """Each group's channel strengths (``s.strength``), strongest first."""
+    if s.strength == "taylor":
+        scores = channel_importance(model, space, "taylor", data, s.strength_batches)
+        return [torch.sort(torch.from_numpy(scores[g]), descending=True).values for g in groups]
+    return [torch.sort(n / n.mean().clamp(min=1e-12), descending=True).values for n in map(norms, groups)]
 
 
 def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSettings, steps: list[int]):
@@ -193,9 +212,10 @@ def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSett
     return math.exp(hi), widths_at(math.exp(hi))
 
 
-def _meet_budget(widths: dict[str, int], slices: dict, cost_model: CostModel, budget: float,
+def _meet_budget(widths: dict[str, int], strengths: dict[str, torch.Tensor], cost_model: CostModel, budget: float,
                  s: EccSettings, steps: dict[str, int]) -> dict[str, int]:
-    """If ADMM stopped above budget, remove the channels with the best cost saving per unit of strength."""
+    """If ADMM stopped above budget, remove the channels with the best cost saving per unit of strength (each
+    group's strengths sorted strongest first)."""
     while float(cost_model.predict([widths])[0]) > budget:
         base = float(cost_model.predict([widths])[0])
         best, best_score = None, -1.0
@@ -205,8 +225,7 @@ def _meet_budget(widths: dict[str, int], slices: dict, cost_model: CostModel, bu
                 continue
             trial = {**widths, g: w - step}
             saving = base - float(cost_model.predict([trial])[0])
-            n = torch.sort(channel_norms(slices[g]), descending=True).values
-            score = saving / float(n[w - step:w].sum() / n.mean() + 1e-9)
+            score = saving / float(strengths[g][w - step:w].sum() + 1e-12)
             if score > best_score:
                 best, best_score = g, score
         if best is None:
