@@ -98,6 +98,8 @@ def main() -> None:
                        "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
                        "measured_over_budget": s["measured_cost"] / budget_ms, "macs": s["compressed"]["macs"],
                        "params": s["compressed"]["params"], "widths": s["compressed"]["widths"],
+                       "closed_loop": [{k: r[k] for k in ("predicted", "measured", "measured_over_budget")}
+                                       for r in s["closed_loop"]["rounds"]],
                        "wall_s": round(time.perf_counter() - t0, 1)}
                 runs.append(run)
                 print(f"  {method:10s} @ {frac}: acc {run['accuracy']:.2%}  measured {run['measured_ms']:.4f} ms "
