@@ -1,7 +1,7 @@
 """Benchmark: held-out accuracy of the cost model predictors on whole networks measured on the local device.
 
 Usage: python bench/cost_model_accuracy.py [--models resnet20,resnet56] [--variants 200] [--points 64]
-       [--threads 1] [--table latency_tables/local.sqlite]
+       [--threads 1] [--passes 3] [--table latency_tables/local.sqlite]
 Calibrates (resumable: measured points are reused), fits per model with every third non-dense variant held out,
 saves the fitted models to energy_models/, prints a table and writes bench/results/cost_model_accuracy[-tN].json.
 """
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=200)
     ap.add_argument("--points", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--passes", type=int, default=3, help="sweeps over the network variants; the median is used")
     ap.add_argument("--table", default="latency_tables/local.sqlite")
     args = ap.parse_args()
     device = LocalDevice(sensor="auto")
@@ -71,7 +72,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with LatencyTable(args.table) as table:
             cal = calibrate(device, name, model, space, table, settings=settings, points=args.points,
-                            network_variants=args.variants)
+                            network_variants=args.variants, network_passes=args.passes)
             fit = fit_from_table(table, "local", name, space, Selection(cal.fingerprint_id, threads=args.threads),
                                  "latency", "both")
         spaces[name], fits[name] = space, fit
@@ -82,7 +83,7 @@ def main() -> None:
         best = max(candidates, key=lambda p: (candidates[p]["within_5"], -candidates[p]["median_ape"]))
         results["device"] = {"fingerprint_id": cal.fingerprint_id, "runtime": cal.runtime,
                              "runtime_version": cal.runtime_version, "energy_source": cal.energy_source}
-        results["models"][name] = {
+        results["models"][name] = {"network_passes": args.passes,
             "calibration": cal.to_dict(), "calibration_wall_s": round(time.perf_counter() - t0, 1),
             "noise_cv": r["noise_cv"], "dense_repeats": r["dense_repeats"], "heldout": r["heldout"],
             "by_alignment": by_alignment(fit.heldout_rows), "feature_spec": r["feature_spec"],

@@ -6,7 +6,10 @@ import sys
 import time
 
 from conftest import FAST, run_cli
-from edgeprune.measure.calibrate import calibrate, plan_variants
+import numpy as np
+
+from edgeprune.costmodel.dataset import Selection, network_samples, reference_scale, row_value
+from edgeprune.measure.calibrate import architecture_hash, calibrate, plan_variants
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
@@ -42,6 +45,39 @@ def test_calibrate_fills_table_and_resumes(tmp_path):
         layer = next(table.rows("layer"))
         result = json.loads(layer["result_json"])
         assert result["runtime"]["name"] == "onnxruntime" and result["latency_ms"]["n"] >= 3
+
+
+def test_network_passes_are_merged_by_their_median(tmp_path):
+    model, shape = build_model("demo_cnn")
+    space = build_layer_space(model, shape)
+    device = LocalDevice(sensor="estimate")
+    sel = Selection(device.info()["fingerprint_id"])
+    arch = architecture_hash(space)
+    with LatencyTable(tmp_path / "t.sqlite") as table:
+        # One pass first (as tables written before passes existed), then two more passes resume on top of it.
+        calibrate(device, "demo_cnn", model, space, table, settings=TINY, points=1, network_variants=12)
+        more = calibrate(device, "demo_cnn", model, space, table, settings=TINY, points=1, network_variants=12,
+                         network_passes=3)
+        assert more.network_variants_planned == 36 and more.network_variants_skipped == 12
+        assert more.network_variants_measured == 24 and table.count("network") == 36
+        widths, y = network_samples(table, sel, arch, "latency")
+        scale = reference_scale(table, sel)
+        by_slot = {}
+        for row in table.rows("network"):
+            plan = json.loads(row["result_json"])["plan"]
+            assert 0 <= plan["pass"] < 3
+            by_slot.setdefault((row["widths_json"], plan["repeat"]), []).append(row_value(row, "latency", scale))
+    # 12 slots: the dense model twice (repeats 0 and 1, kept apart) and 10 variants, each the median of 3 passes.
+    assert len(widths) == len(y) == 12 and widths[0] == widths[10] == space.dense_widths()
+    assert all(len(v) == 3 for v in by_slot.values())
+    assert sorted(y) == sorted(float(np.median(v)) for v in by_slot.values())
+    # Rows written before the plan slot was recorded: the n-th row of the same widths is repeat n.
+    with sqlite3.connect(tmp_path / "t.sqlite") as db:
+        db.execute("UPDATE network_measurements SET result_json = json_remove(result_json, '$.plan') "
+                   "WHERE json_extract(result_json, '$.plan.pass') = 0")
+    with LatencyTable(tmp_path / "t.sqlite") as table:
+        legacy_widths, legacy_y = network_samples(table, sel, arch, "latency")
+    assert legacy_widths == widths and np.allclose(legacy_y, y)
 
 
 def test_variants_are_reproducible():

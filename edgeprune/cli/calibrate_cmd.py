@@ -26,6 +26,8 @@ def calibrate_command(
     runtime: str = typer.Option("onnxruntime", help="onnxruntime or litert."),
     points: int = typer.Option(50, help="Single-layer points to measure per distinct layer signature."),
     network_variants: int = typer.Option(10, help="Whole-network variants (dense + random widths)."),
+    network_passes: int = typer.Option(1, help="Sweeps over the network variants (the fit takes each variant's "
+                                                "median; 3 shrugs off a disturbed measurement)."),
     threads: int = typer.Option(1, help="Runtime threads."),
     warmup: int = typer.Option(10, help="Warm-up runs before timing."),
     min_repeats: int = typer.Option(30, help="Minimum timed runs per point."),
@@ -56,7 +58,7 @@ def calibrate_command(
 
             try:
                 result = calibrate(devs if len(devs) > 1 else devs[0], model, net, space, tbl, runtime, settings,
-                                   points, network_variants, seed, on_point)
+                                   points, network_variants, seed, on_point, network_passes=network_passes)
             except DeviceUnavailable as exc:
                 raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
                                    "again to resume") from exc

@@ -78,13 +78,23 @@ def layer_samples(table: LatencyTable, sel: Selection, metric: str) -> dict[str,
 
 def network_samples(table: LatencyTable, sel: Selection, architecture_hash: str,
                     metric: str) -> tuple[list[dict[str, int]], np.ndarray]:
-    """Whole-network measurements of one architecture: widths and costs, in measurement order."""
+    """Whole-network measurements of one architecture: widths and costs in order of first measurement, each the
+    median over the calibration passes that measured the same variant (repeats of the dense model stay apart)."""
     metric_column(metric)
     scale = reference_scale(table, sel)
-    widths, y = [], []
+    values: dict[tuple[str, int], list[float]] = {}
+    unplanned: dict[str, int] = defaultdict(int)
     for row in table.rows("network", architecture_hash=architecture_hash, **sel.where()):
         value = row_value(row, metric, scale)
-        if value is not None:
-            widths.append(json.loads(row["widths_json"]))
-            y.append(value)
-    return widths, np.array(y, dtype=float)
+        if value is None:
+            continue
+        plan = json.loads(row["result_json"]).get("plan")
+        if plan is None:
+            # Rows from before passes were recorded: the n-th row of the same widths was repeat n (plan order).
+            repeat = unplanned[row["widths_json"]]
+            unplanned[row["widths_json"]] += 1
+        else:
+            repeat = plan["repeat"]
+        values.setdefault((row["widths_json"], repeat), []).append(value)
+    widths = [json.loads(w) for w, _ in values]
+    return widths, np.array([float(np.median(v)) for v in values.values()], dtype=float)

@@ -86,8 +86,14 @@ def plan_variants(space: LayerSpace, count: int, seed: int = 0,
 def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, table: LatencyTable,
               runtime: str = "onnxruntime", settings: MeasureSettings = MeasureSettings(),
               points: int = 50, network_variants: int = 10, seed: int = 0,
-              progress: Progress | None = None) -> CalibrationResult:
-    """Measure what the table lacks on one device or a fleet (list) of one hardware class; resumable."""
+              progress: Progress | None = None, *, network_passes: int = 1) -> CalibrationResult:
+    """Measure what the table lacks on one device or a fleet (list) of one hardware class; resumable.
+
+    ``network_passes`` > 1 sweeps the whole-network variants that many times, one full pass after another, so a
+    disturbance (another process, a frequency dip) spoils at most one of a variant's measurements; the cost model
+    uses their median."""
+    if network_passes < 1:
+        raise ValueError(f"network_passes must be >= 1, got {network_passes}")
     devices = list(device) if isinstance(device, (list, tuple)) else [device]
     names = [d.name for d in devices]
     if len(set(names)) != len(names):
@@ -101,10 +107,10 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
     variants = plan_variants(space, network_variants, seed)
     result = CalibrationResult(",".join(names), fid, str(table.path), runtime, rversion, settings.threads,
                                len(signatures), sum(len(p) for p in layer_plan.values()),
-                               network_variants_planned=len(variants), devices=names)
+                               network_variants_planned=len(variants) * network_passes, devices=names)
     common = (fid, runtime, rversion, settings.threads, asdict(settings))
     done = {"layers": 0, "network": 0}
-    totals = {"layers": result.points_planned, "network": len(variants)}
+    totals = {"layers": result.points_planned, "network": len(variants) * network_passes}
 
     def report(phase: str, stored: bool) -> None:
         done[phase] += 1
@@ -142,23 +148,28 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
 
     def network_jobs() -> Iterator[Job]:
         existing = table.existing_keys("network")
-        for widths, repeat in variants:
-            # Repeats of the same widths need their own key; repeat 0 keeps the plain key.
-            key = point_key("network", *common, arch, widths, *([repeat] if repeat else []))
-            if key in existing:
-                result.network_variants_skipped += 1
-                report("network", False)
-                continue
+        for pass_ in range(network_passes):
+            for widths, repeat in variants:
+                # Repeats and passes of the same widths need their own key; repeat 0, pass 0 keeps the plain key.
+                key = point_key("network", *common, arch, widths, *([repeat] if repeat else []),
+                                *([["pass", pass_]] if pass_ else []))
+                if key in existing:
+                    result.network_variants_skipped += 1
+                    report("network", False)
+                    continue
+                yield network_job(key, widths, {"repeat": repeat, "pass": pass_})
 
-            def store(name: str, measured: dict, key=key, widths=widths) -> bool:
-                _note_energy(result, measured)
-                prov = {"device_name": name, "fingerprint_id": fid, "input_shape": list(space.input_shape)}
-                return table.add_network(key, prov, model_name, arch, widths, measured)
+    def network_job(key: str, widths: dict[str, int], plan: dict) -> Job:
+        def store(name: str, measured: dict) -> bool:
+            _note_energy(result, measured)
+            prov = {"device_name": name, "fingerprint_id": fid, "input_shape": list(space.input_shape)}
+            # The plan slot goes with the result, so repeats of the dense model stay apart from passes.
+            return table.add_network(key, prov, model_name, arch, widths, {**measured, "plan": plan})
 
-            def build(widths=widths) -> bytes:
-                return export_model(build_variant(model, space, widths), space.input_shape, runtime)
+        def build() -> bytes:
+            return export_model(build_variant(model, space, widths), space.input_shape, runtime)
 
-            yield Job("network", key, build, store)
+        return Job("network", key, build, store)
 
     for jobs in (layer_jobs(), network_jobs()):
         stats = run_jobs(devices, jobs, runtime, settings, stored_row)
