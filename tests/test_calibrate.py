@@ -78,6 +78,12 @@ def test_network_passes_are_merged_by_their_median(tmp_path):
     with LatencyTable(tmp_path / "t.sqlite") as table:
         legacy_widths, legacy_y = network_samples(table, sel, arch, "latency")
     assert legacy_widths == widths and np.allclose(legacy_y, y)
+    # A later plan (another seed) with passes also gives the earlier plan's variants their passes.
+    with LatencyTable(tmp_path / "t.sqlite") as table:
+        other = calibrate(device, "demo_cnn", model, space, table, settings=TINY, points=1, network_variants=2,
+                          seed=1, network_passes=2)
+        assert other.network_variants_planned == 2 * (2 + 10)  # 2 planned + the 10 other widths measured before
+        assert other.network_variants_measured == 2  # only the new seed's variant, twice; the rest have them
 
 
 def test_variants_are_reproducible():

@@ -6,12 +6,14 @@ from collections.abc import Collection
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
 
 from edgeprune.costmodel.bilinear import fit_layer_models
-from edgeprune.costmodel.features import FeatureSpec
+from edgeprune.costmodel.features import FeatureSpec, candidate_specs
 from edgeprune.models.layer_space import LayerSpace
 
 SOURCES = ("layers", "network", "both")
+NETWORK_FOLDS = 5
 ALPHAS = np.logspace(-6, 3, 19)
 FLOOR_FRACTION = 0.25
 
@@ -49,9 +51,24 @@ class CostModel(BaseEstimator):
             self.spec_, self.layer_models_, self.spec_report_ = fit_layer_models(
                 {k: layer_samples[k] for k in {k for _, k, _ in self.layers_}}, spec)
         else:
-            self.spec_, self.layer_models_, self.spec_report_ = spec or FeatureSpec(1, 16, 4, 1), {}, {}
+            self.layer_models_ = {}
+            self.spec_, self.spec_report_ = (spec, {}) if spec else self._select_network_spec(network_widths, y)
         self._fit_network(network_widths, y)
         return self
+
+    def _select_network_spec(self, widths: list[dict[str, int]], y: np.ndarray) -> tuple[FeatureSpec, dict]:
+        """Without layer tables, the padding/alignment spec with the lowest cross-validated relative error of the
+        network regression itself (the same capped mean as the layer-table search)."""
+        dims = self._dims_array(widths)
+        folds = KFold(min(NETWORK_FOLDS, len(y)), shuffle=True, random_state=0)
+        scores = {}
+        for spec in candidate_specs():
+            phi = self._features(dims, spec)
+            errs = [np.abs(_quick_ridge(phi[tr], y[tr], phi[te]) - y[te]) / y[te] for tr, te in folds.split(phi)]
+            scores[spec] = float(np.mean(np.minimum(np.concatenate(errs), 0.5)))
+        best = min(scores, key=lambda s: (scores[s], s.n_features, s.block_in + s.block_out))
+        return best, {"selected_by": f"{folds.n_splits}-fold cross-validation of the network regression",
+                      "cv_error": scores[best], "cv_error_plain_bilinear": scores[FeatureSpec()]}
 
     def _fit_network(self, widths: list[dict[str, int]], y: np.ndarray) -> None:
         self.scale_, self.offset_, self.correction_, self.prior_scale_ = 1.0, 0.0, None, None
@@ -66,10 +83,8 @@ class CostModel(BaseEstimator):
             # The prior column is scaled up so the ridge penalty barely touches it; corrections get shrunk.
             self.prior_scale_ = 1e3 / max(float(prior.mean()), 1e-12)
             phi = np.hstack([prior * self.prior_scale_, phi])
-        col_scale = np.maximum(np.abs(phi).max(axis=0), 1e-12)
-        ridge = RidgeCV(alphas=ALPHAS, fit_intercept=True).fit(phi / col_scale, y, sample_weight=1.0 / y**2)
-        self.correction_ = {"coef": (ridge.coef_ / col_scale).tolist(), "intercept": float(ridge.intercept_),
-                            "alpha": float(ridge.alpha_)}
+        ridge = _ScaledRidge(phi, y)
+        self.correction_ = {"coef": ridge.coef_.tolist(), "intercept": ridge.intercept_, "alpha": ridge.alpha_}
 
     def _dims(self, widths: dict[str, int], removed: Collection[str] = ()) -> list[tuple[str, str, int, int]]:
         return [(name, key, *layer.dims(widths)) for name, key, layer in self.layers_ if name not in removed]
@@ -77,16 +92,25 @@ class CostModel(BaseEstimator):
     def _layer_sum(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
         return np.array([sum(self.layer_costs(w, removed).values()) for w in widths_list])
 
-    def _signature_features(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
+    def _dims_array(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
+        """(variants, layers, 2) array of every kept layer's (c_in, c_out)."""
+        layers = [layer for name, _, layer in self.layers_ if name not in removed]
+        return np.array([[layer.dims(w) for layer in layers] for w in widths_list], dtype=float).reshape(
+            len(widths_list), len(layers), 2)
+
+    def _features(self, dims: np.ndarray, spec: FeatureSpec, removed: Collection[str] = ()) -> np.ndarray:
+        """Per signature, the sum of its layers' bilinear features (``dims`` from ``_dims_array``)."""
         keys = sorted({k for _, k, _ in self.layers_})
-        index = {k: i for i, k in enumerate(keys)}
-        n = self.spec_.n_features
-        out = np.zeros((len(widths_list), len(keys) * n))
-        for row, widths in enumerate(widths_list):
-            for _, key, c_in, c_out in self._dims(widths, removed):
-                i = index[key] * n
-                out[row, i:i + n] += self.spec_.transform(np.array([[c_in, c_out]]))[0]
-        return out
+        owner = np.array([keys.index(k) for name, k, _ in self.layers_ if name not in removed], dtype=int)
+        n_var, n_layers, _ = dims.shape
+        per_layer = spec.transform(dims.reshape(-1, 2)).reshape(n_var, n_layers, spec.n_features)
+        out = np.zeros((n_var, len(keys), spec.n_features))
+        for i in range(len(keys)):
+            out[:, i] = per_layer[:, owner == i].sum(axis=1)
+        return out.reshape(n_var, -1)
+
+    def _signature_features(self, widths_list: list[dict[str, int]], removed: Collection[str] = ()) -> np.ndarray:
+        return self._features(self._dims_array(widths_list, removed), self.spec_, removed)
 
     def check_removed(self, removed: Collection[str]) -> frozenset[str]:
         """``removed`` as a set of this model's layer names; ValueError naming any layer it does not know."""
@@ -120,3 +144,25 @@ class CostModel(BaseEstimator):
         # A linear fit can extrapolate below zero far outside the measured widths; never predict less than
         # a fraction of the cheapest network that was measured.
         return np.maximum(raw, self.floor_)
+
+
+def _quick_ridge(phi: np.ndarray, y: np.ndarray, phi_test: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
+    """Predictions of a relative-error ridge at one fixed alpha, in closed form (fast enough to search specs)."""
+    scale = np.maximum(np.abs(phi).max(axis=0), 1e-12)
+    X = np.hstack([phi / scale, np.ones((len(y), 1))]) / y[:, None]
+    penalty = alpha * np.eye(X.shape[1])
+    penalty[-1, -1] = 0.0  # the intercept is not shrunk
+    coef = np.linalg.solve(X.T @ X + penalty, X.T @ np.ones(len(y)))
+    return np.hstack([phi_test / scale, np.ones((len(phi_test), 1))]) @ coef
+
+
+class _ScaledRidge:
+    """RidgeCV in relative error (weights 1/y²) on max-scaled columns, with coefficients in the original units."""
+
+    def __init__(self, phi: np.ndarray, y: np.ndarray):
+        scale = np.maximum(np.abs(phi).max(axis=0), 1e-12)
+        ridge = RidgeCV(alphas=ALPHAS, fit_intercept=True).fit(phi / scale, y, sample_weight=1.0 / y**2)
+        self.coef_, self.intercept_, self.alpha_ = ridge.coef_ / scale, float(ridge.intercept_), float(ridge.alpha_)
+
+    def predict(self, phi: np.ndarray) -> np.ndarray:
+        return phi @ self.coef_ + self.intercept_

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -91,7 +92,7 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
 
     ``network_passes`` > 1 sweeps the whole-network variants that many times, one full pass after another, so a
     disturbance (another process, a frequency dip) spoils at most one of a variant's measurements; the cost model
-    uses their median."""
+    uses their median. Variants of this architecture that an earlier plan put in the table get the same passes."""
     if network_passes < 1:
         raise ValueError(f"network_passes must be >= 1, got {network_passes}")
     devices = list(device) if isinstance(device, (list, tuple)) else [device]
@@ -105,6 +106,8 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
     signatures = space.signatures()
     layer_plan = plan_layer_points(space, points, seed)
     variants = plan_variants(space, network_variants, seed)
+    if network_passes > 1:
+        variants += earlier_variants(table, architecture_hash(space), fid, runtime, settings.threads, variants)
     result = CalibrationResult(",".join(names), fid, str(table.path), runtime, rversion, settings.threads,
                                len(signatures), sum(len(p) for p in layer_plan.values()),
                                network_variants_planned=len(variants) * network_passes, devices=names)
@@ -179,6 +182,20 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
         result.requeued += stats.requeued
         devices = [d for d in devices if d.name not in stats.lost]
     return result
+
+
+def earlier_variants(table: LatencyTable, arch: str, fingerprint_id: str, runtime: str, threads: int,
+                     planned: list[tuple[dict[str, int], int]]) -> list[tuple[dict[str, int], int]]:
+    """Variants of this architecture measured for an earlier plan (another seed, count or design) on this device,
+    runtime and thread count, and not in ``planned``."""
+    seen = {canonical(w) for w, _ in planned}
+    out = []
+    for row in table.rows("network", architecture_hash=arch, fingerprint_id=fingerprint_id, runtime=runtime,
+                          threads=threads):
+        if row["widths_json"] not in seen:
+            seen.add(row["widths_json"])
+            out.append((json.loads(row["widths_json"]), 0))
+    return out
 
 
 def _note_energy(result: CalibrationResult, measured: dict) -> None:
