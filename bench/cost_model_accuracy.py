@@ -74,7 +74,7 @@ def main() -> None:
             cal = calibrate(device, name, model, space, table, settings=settings, points=args.points,
                             network_variants=args.variants, network_passes=args.passes)
             fit = fit_from_table(table, "local", name, space, Selection(cal.fingerprint_id, threads=args.threads),
-                                 "latency", "both")
+                                 "latency", "auto")
         spaces[name], fits[name] = space, fit
         path = persist.save(fit.model, fit.provenance,
                             default_model_path("local", name, "onnxruntime", args.threads, "latency"))

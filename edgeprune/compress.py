@@ -66,6 +66,7 @@ class CompressConfig:
     joint: JointSettings = field(default_factory=JointSettings)
     netadapt_tune_steps: int = 50
     netadapt_step: float = 0.05
+    netadapt_min_keep: float = 0.2  # as ecc's min_keep: no group below this share of its dense width
     criterion: str | None = None  # channel ranking (CRITERIA); None: l1, or ECC's ADMM norms for one-shot ecc
     criterion_batches: int = DEFAULT_BATCHES  # training batches the data-driven criteria (taylor, apoz) look at
     schedule: str = "oneshot"  # SCHEDULES: reach the method's widths at once, or over schedule_steps prune-tune steps
@@ -92,7 +93,7 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
         cal = calibrate(device, cfg.model, net, space, table, cfg.runtime, settings, cfg.points,
                         cfg.network_variants)
         fit = fit_from_table(table, cfg.device, cfg.model, space, Selection(cal.fingerprint_id, cfg.runtime,
-                                                                          cfg.threads), cfg.metric, "both")
+                                                                          cfg.threads), cfg.metric, "auto")
     persist.save(fit.model, fit.provenance, path)
     return fit.model, fit.provenance, str(path)
 
@@ -171,7 +172,7 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
         return netadapt_search(work, space, cost_fn, target, data, round_to=cfg.round_to,
                                short_tune_steps=cfg.netadapt_tune_steps, step_fraction=cfg.netadapt_step,
-                               start=start, **ranking)
+                               start=start, min_keep=cfg.netadapt_min_keep, **ranking)
 
     def baseline_to(target: float):
         prune = prune_uniform if cfg.method == "uniform" else prune_global

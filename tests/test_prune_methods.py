@@ -1,4 +1,5 @@
 """uniform, global and NetAdapt reach the predicted-cost budget with consistent widths and kept channels."""
+import math
 import random
 
 import numpy as np
@@ -220,3 +221,16 @@ def test_netadapt_goes_on_from_an_earlier_search(trained, digits):
     expected = apply_kept(model, space, more.kept).state_dict()
     for name, tensor in deeper.state_dict().items():
         assert torch.equal(tensor, expected[name]), name
+
+
+def test_netadapt_min_keep_floor(trained, digits):
+    model, space = trained
+    cost_fn = macs_cost(space)
+    dense = space.dense_widths()
+    result, _ = netadapt_search(model, space, cost_fn, 0.45 * cost_fn({}), digits, step_fraction=0.15,
+                                short_tune_steps=0, min_keep=0.3)
+    check_result(result, space, cost_fn, 0.45 * cost_fn({}))
+    assert all(w >= math.ceil(0.3 * dense[g]) for g, w in result.widths.items())
+    floor = cost_fn({g: math.ceil(0.3 * w) for g, w in dense.items()})
+    with pytest.raises(InfeasibleBudget, match="keeps at least 30%"):
+        netadapt_search(model, space, cost_fn, 0.99 * floor, digits, short_tune_steps=0, min_keep=0.3)

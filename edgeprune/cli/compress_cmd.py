@@ -42,7 +42,8 @@ def compress_command(model: str = ModelOpt,
                                                            "the budget by measured ÷ predicted and re-select, at most "
                                                            "N times (0: measure only)."),
                      min_keep: float = typer.Option(EccSettings.min_keep, "--min-keep",
-                                                    help="ecc: keep at least this share of every channel group."),
+                                                    help="ecc and netadapt: keep at least this share of every "
+                                                    "channel group."),
                      sparse_epochs: int = typer.Option(JointSettings.sparse_epochs, "--sparse-epochs",
                                                        help="joint: epochs of polarization sparse training."),
                      polar_lambda: float = typer.Option(JointSettings.lam, "--polar-lambda",
@@ -65,6 +66,7 @@ def compress_command(model: str = ModelOpt,
                              round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
                              schedule=schedule, schedule_steps=schedule_steps,
                              closed_loop=LoopSettings(rounds=correction_rounds), ecc=EccSettings(min_keep=min_keep),
+                             netadapt_min_keep=min_keep,
                              joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
                                                  bin_width=bin_width, max_blocks=max_blocks,
                                                  histogram_png=str(gamma_histograms) if gamma_histograms else None))

@@ -24,7 +24,8 @@ ThreadsOpt = typer.Option(1, "--threads")
 
 def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str = ShapeOpt,
                 metric: str = MetricOpt,
-                source: str = typer.Option("both", "--from", help="layers, network or both."),
+                source: str = typer.Option("auto", "--from", help="layers, network, both, or auto (the one with the best "
+                                                            "held-out accuracy)."),
                 runtime: str = RuntimeOpt, threads: int = ThreadsOpt,
                 table: Path = typer.Option(None, help="Latency table (default: latency_tables/<device>.sqlite)."),
                 out: Path = typer.Option(None, help="Output JSON (default: energy_models/...)."),
@@ -43,8 +44,7 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
             result = fit_from_table(tbl, device, model, space, Selection(fid, runtime, threads), metric, source)
         out_path = persist.save(result.model, result.provenance,
                                 out or default_model_path(device, model, runtime, threads, metric))
-        o.emit({"cost_model": str(out_path), "device": device, "fingerprint_id": fid, "source": source,
-                **result.report})
+        o.emit({"cost_model": str(out_path), "device": device, "fingerprint_id": fid, **result.report})
         _print_fit(o, result.report, out_path, device, runtime, threads)
 
 

@@ -73,8 +73,9 @@ def _table_digest(table: LatencyTable, sel: Selection, arch: str) -> str:
 
 
 def fit_from_table(table: LatencyTable, device: str, model_name: str, space: LayerSpace, sel: Selection,
-                   metric: str = "latency", source: str = "both") -> FitResult:
-    """Held-out comparison of every predictor, then the requested one refitted on all variants."""
+                   metric: str = "latency", source: str = "auto") -> FitResult:
+    """Held-out comparison of every predictor, then the requested one (``auto``: the best held-out bilinear one)
+    refitted on all variants."""
     arch = architecture_hash(space)
     layers = layer_samples(table, sel, metric)
     widths, y = network_samples(table, sel, arch, metric)
@@ -100,6 +101,9 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
                     row[name] = float(p)
             except ValueError as exc:  # e.g. no layer tables: that predictor cannot be evaluated
                 report["heldout"][name] = {"error": str(exc)}
+    if source == "auto":
+        source = _best_source(report["heldout"], bool(layers), len(y))
+    report["source"] = source
     model = CostModel(source).fit(space, layers, widths, y)
     report["feature_spec"] = model.spec_.to_dict()
     report["spec_selection"] = model.spec_report_
@@ -109,6 +113,18 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
                    "note": "heldout figures come from models fitted without those variants; the saved model "
                            "is then refitted on all of them"}
     return FitResult(model, prov, report, rows)
+
+
+def _best_source(heldout: dict, has_layers: bool, n_network: int) -> str:
+    """The bilinear source with the best held-out accuracy (±5 %, then Spearman, then median error); without a
+    held-out set, both when layer tables and networks exist, else whichever does."""
+    scored = {name.removeprefix("bilinear_"): h for name, h in heldout.items()
+              if name.startswith("bilinear_") and "error" not in h}
+    if scored:
+        return max(scored, key=lambda k: (scored[k]["within_5"], scored[k]["spearman"], -scored[k]["median_ape"]))
+    if has_layers:
+        return "both" if n_network >= 3 else "layers"
+    return "network"
 
 
 def _layer_fit_report(model: CostModel, layers: dict) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -10,7 +11,7 @@ from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import DataBundle
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.budget import check_reachable
+from edgeprune.prune.budget import InfeasibleBudget, check_reachable
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
 from edgeprune.prune.physical import allowed_widths, apply_kept
 from edgeprune.prune.result import CostFn, PruneResult
@@ -25,13 +26,19 @@ class NetAdaptIncomplete(EdgepruneError):
         self.result, self.model = result, model
 
 
+def keep_floor(width: int, min_keep: float) -> int:
+    """The fewest channels a group of ``width`` may keep under ``min_keep`` (a share of the dense width)."""
+    return max(1, math.ceil(min_keep * width - 1e-9))
+
+
 def propose_widths(space: LayerSpace, widths: dict[str, int], cost_fn: CostFn, target: float,
-                   round_to: int | None = None) -> dict[str, tuple[int, float]]:
+                   round_to: int | None = None, min_keep: float = 0.0) -> dict[str, tuple[int, float]]:
     """Per group: the largest narrower width meeting ``target`` when only that group shrinks, with its cost."""
     proposals = {}
     for group in space.prunable_groups:
         name, current = group.name, widths[group.name]
-        grid = [w for w in allowed_widths(group.width, round_to, group.divisor) if w < current]
+        floor = keep_floor(group.width, min_keep)
+        grid = [w for w in allowed_widths(group.width, round_to, group.divisor) if floor <= w < current]
         if not grid or cost_fn({**widths, name: grid[0]}) > target:
             continue  # already at its minimum, or even its minimum cannot reach the target alone
         for w in reversed(grid):  # one channel (or one multiple) at a time, widest first
@@ -48,14 +55,25 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
                     progress: Callable[[dict], None] | None = None, *, criterion: str = "l1",
                     eval_batches: int = 4, lr: float = 0.01,
                     criterion_batches: int = DEFAULT_BATCHES,
-                    start: tuple[PruneResult, nn.Module] | None = None) -> tuple[PruneResult, nn.Module]:
+                    start: tuple[PruneResult, nn.Module] | None = None,
+                    min_keep: float = 0.0) -> tuple[PruneResult, nn.Module]:
     """NetAdapt, ranking the current model's channels by ``criterion`` each step; returns the result and the pruned,
     short-tuned model it ends with (``model`` is not changed). ``start``: an earlier search's (result, model) to go on
-    from towards a lower budget."""
+    from towards a lower budget. ``min_keep``: no group goes below this share of its dense width (greedy steps
+    judged on a few batches otherwise cut a residual stream to a channel or two, which the network never recovers
+    from)."""
     check_criterion(criterion, data)
     if not 0 < step_fraction < 1 or not 0 < decay <= 1 or short_tune_steps < 0 or max_iters < 1:
         raise ValueError("need 0 < step_fraction < 1, 0 < decay <= 1, short_tune_steps >= 0 and max_iters >= 1")
+    if not 0 <= min_keep < 1:
+        raise ValueError(f"min_keep must be in [0, 1), got {min_keep}")
     dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
+    kept_floor = float(cost_fn({g.name: min(w for w in allowed_widths(g.width, round_to, g.divisor)
+                                            if w >= keep_floor(g.width, min_keep)) for g in space.prunable_groups}))
+    if budget_abs < kept_floor:
+        raise InfeasibleBudget(f"netadapt keeps at least {min_keep:.0%} of every channel group, which costs "
+                               f"{kept_floor:.4g} (predicted) — above the budget {budget_abs:.4g}; lower min_keep "
+                               "(--min-keep) or raise the budget")
     holdout = take_batches(data.val, eval_batches)
     if start is None:
         widths = space.dense_widths()
@@ -72,11 +90,11 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
             break
         reduction = step_fraction * decay ** it * cost
         target = max(cost - reduction, budget_abs)
-        proposals = propose_widths(space, widths, cost_fn, target, round_to)
+        proposals = propose_widths(space, widths, cost_fn, target, round_to, min_keep)
         while not proposals and reduction > 1e-6 * cost:  # no single group can take the whole step: a smaller one
             reduction /= 2
             target = max(cost - reduction, budget_abs)
-            proposals = propose_widths(space, widths, cost_fn, target, round_to)
+            proposals = propose_widths(space, widths, cost_fn, target, round_to, min_keep)
         if not proposals:
             stuck = "no single group can lower the predicted cost any further"
             break
