@@ -16,7 +16,8 @@ from pathlib import Path
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import default_model_path, fit_from_table
-from edgeprune.costmodel.dataset import network_samples
+from edgeprune.costmodel.bilinear import select_spec
+from edgeprune.costmodel.dataset import layer_samples, network_samples
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.measure.calibrate import architecture_hash
@@ -101,8 +102,9 @@ def main() -> None:
 def platform_cross_check(table_path, spaces, fits, results, threads) -> dict:
     """Fit the platform model on every other architecture and predict each one's held-out variants."""
     sel = Selection(results["device"]["fingerprint_id"], threads=threads)
-    spec = next(iter(fits.values())).model.spec_
     with LatencyTable(table_path) as table:
+        # The device's spec from its single-layer tables: the network regressions pick theirs per architecture.
+        spec = select_spec(layer_samples(table, sel, "latency"))[0]
         data = {n: network_samples(table, sel, architecture_hash(s), "latency") for n, s in spaces.items()}
     out = {}
     for target in spaces:
