@@ -51,14 +51,17 @@ class CostModel(BaseEstimator):
             self.spec_, self.layer_models_, self.spec_report_ = fit_layer_models(
                 {k: layer_samples[k] for k in {k for _, k, _ in self.layers_}}, spec)
         else:
-            self.layer_models_ = {}
             self.spec_, self.spec_report_ = (spec, {}) if spec else self._select_network_spec(network_widths, y)
+            # Layer fits, when the tables are there, only give `layer_costs` its per-layer breakdown (verify);
+            # the prediction is the network regression's alone.
+            self.layer_models_ = {} if missing else fit_layer_models(
+                {k: layer_samples[k] for k in {k for _, k, _ in self.layers_}}, self.spec_)[1]
         self._fit_network(network_widths, y)
         return self
 
     def _select_network_spec(self, widths: list[dict[str, int]], y: np.ndarray) -> tuple[FeatureSpec, dict]:
-        """Without layer tables, the padding/alignment spec with the lowest cross-validated relative error of the
-        network regression itself (the same capped mean as the layer-table search)."""
+        """The padding/alignment spec with the lowest cross-validated relative error of the network regression
+        itself (the same capped mean as the layer-table search)."""
         dims = self._dims_array(widths)
         folds = KFold(min(NETWORK_FOLDS, len(y)), shuffle=True, random_state=0)
         scores = {}
