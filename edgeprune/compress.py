@@ -233,11 +233,16 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
     work = copy.deepcopy(net)
     result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say)
 
+    source = {}
+
     def measure_selection(selected, state) -> float:
         candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
-        return _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))["value"]
+        measured = _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))
+        source["label"] = measured["source"]
+        return measured["value"]
 
-    loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop, say)
+    loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
+                             say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
     result, tuned = loop.result, loop.state
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
         f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)")

@@ -39,7 +39,7 @@ class Corrected:
 
 def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: Callable[[PruneResult, Any], float],
                       reselect: Reselect, settings: LoopSettings = LoopSettings(),
-                      say: Callable[[str], None] = lambda _: None) -> Corrected:
+                      say: Callable[[str], None] = lambda _: None, unit: str = "") -> Corrected:
     """Measure ``result``; while the measurement is over ``budget`` (or far under it), re-select at the predicted
     target scaled by budget ÷ measured. Returns the widest in-budget selection seen, else the last (cheapest) one."""
     best: Corrected | None = None
@@ -50,8 +50,8 @@ def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: C
         rounds.append({"round": r, "target_predicted": target, "predicted": current.predicted_cost,
                        "measured": measured, "measured_over_budget": measured / budget,
                        "widths": dict(current.widths)})
-        say(f"closed loop round {r}: predicted {current.predicted_cost:.4g}, measured {measured:.4g} "
-            f"({measured / budget:.3f} × budget)")
+        say(f"closed loop round {r}: predicted {current.predicted_cost:.4g} {unit} (cost model), measured "
+            f"{measured:.4g} {unit} ({measured / budget:.3f} × budget)")
         within = measured <= budget
         if within and (best is None or measured > best.measured):
             best = Corrected(current, current_state, measured, True)
