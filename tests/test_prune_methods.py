@@ -179,6 +179,13 @@ def test_netadapt_meets_budget_after_short_tunes(trained, digits):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the input model is untouched
 
 
+def assert_dense_with_kept(pruned, dense, space, kept):
+    """``pruned`` holds exactly ``dense``'s weights for the ``kept`` channels."""
+    expected = apply_kept(dense, space, kept).state_dict()
+    for name, tensor in pruned.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+
+
 def test_netadapt_kept_indices_refer_to_the_dense_model(trained, digits):
     model, space = trained
     cost_fn = macs_cost(space)
@@ -187,9 +194,7 @@ def test_netadapt_kept_indices_refer_to_the_dense_model(trained, digits):
     groups = [s["group"] for s in result.history[1:]]
     assert max(groups.count(g) for g in set(groups)) >= 2  # some group was pruned more than once
     # Without tuning, the search's model is exactly the dense model with the reported channels kept.
-    expected = apply_kept(model, space, result.kept).state_dict()
-    for name, tensor in pruned.state_dict().items():
-        assert torch.equal(tensor, expected[name]), name
+    assert_dense_with_kept(pruned, model, space, result.kept)
 
 
 def test_netadapt_round_to_and_incomplete(trained, digits):
@@ -218,9 +223,7 @@ def test_netadapt_goes_on_from_an_earlier_search(trained, digits):
     assert more.history[:len(first.history)] == first.history and len(more.history) > len(first.history)
     assert all(more.widths[g] <= first.widths[g] for g in first.widths)
     # Still indices into the dense model: without tuning, the deeper model is the dense one with those kept.
-    expected = apply_kept(model, space, more.kept).state_dict()
-    for name, tensor in deeper.state_dict().items():
-        assert torch.equal(tensor, expected[name]), name
+    assert_dense_with_kept(deeper, model, space, more.kept)
 
 
 def test_netadapt_min_keep_floor(trained, digits):

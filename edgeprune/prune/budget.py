@@ -108,10 +108,14 @@ def _infeasible(what: str, floor_cost: float, dense_cost: float, unit: str) -> s
 
 
 def check_reachable(cost_fn, space: LayerSpace, budget_abs: float, round_to: int | None = None,
-                    unit: str = "(cost-model units)") -> tuple[float, float]:
-    """(dense cost, floor cost) of ``space`` under ``cost_fn``; InfeasibleBudget when the floor exceeds the budget."""
+                    unit: str = "(cost-model units)", min_keep: float = 0.0) -> tuple[float, float]:
+    """(dense cost, floor cost) of ``space`` under ``cost_fn``, every group keeping at least ``min_keep`` of its
+    channels; InfeasibleBudget when the floor exceeds the budget."""
     dense_cost = float(cost_fn(space.dense_widths()))
-    floor_cost = float(cost_fn(min_widths(space, round_to)))
+    floor_cost = float(cost_fn(min_widths(space, round_to, min_keep)))
     if budget_abs < floor_cost:
-        raise InfeasibleBudget(_infeasible(f"budget {budget_abs:.4g} {unit}", floor_cost, dense_cost, unit))
+        message = _infeasible(f"budget {budget_abs:.4g} {unit}", floor_cost, dense_cost, unit)
+        if min_keep > 0:
+            message += f"; every group keeps at least {min_keep:.0%} of its channels (lower --min-keep)"
+        raise InfeasibleBudget(message)
     return dense_cost, floor_cost

@@ -15,6 +15,7 @@ from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.channel_slices import channel_norms, group_slices
 from edgeprune.prune.importance import channel_importance, keep_top
+from edgeprune.prune.physical import keep_floor
 from edgeprune.prune.result import PruneResult
 
 
@@ -56,7 +57,7 @@ def _steps(space: LayerSpace, groups: list[str], s: EccSettings) -> list[int]:
 
 def _lowest(dense: int, s: EccSettings) -> int:
     """The narrowest width ECC may give a group of ``dense`` channels."""
-    return min(dense, max(s.min_width, math.ceil(s.min_keep * dense - 1e-9)))
+    return keep_floor(dense, s.min_keep, s.min_width)
 
 
 def _round(widths: torch.Tensor, dense: list[int], s: EccSettings, steps: list[int]) -> list[int]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -11,9 +10,9 @@ from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import DataBundle
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.budget import InfeasibleBudget, check_reachable
+from edgeprune.prune.budget import check_reachable
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
-from edgeprune.prune.physical import allowed_widths, apply_kept
+from edgeprune.prune.physical import allowed_widths, apply_kept, keep_floor
 from edgeprune.prune.result import CostFn, PruneResult
 from edgeprune.prune.short_tune import holdout_accuracy, short_tune, take_batches
 
@@ -24,11 +23,6 @@ class NetAdaptIncomplete(EdgepruneError):
     def __init__(self, message: str, result: PruneResult, model: nn.Module):
         super().__init__(message)
         self.result, self.model = result, model
-
-
-def keep_floor(width: int, min_keep: float) -> int:
-    """The fewest channels a group of ``width`` may keep under ``min_keep`` (a share of the dense width)."""
-    return max(1, math.ceil(min_keep * width - 1e-9))
 
 
 def propose_widths(space: LayerSpace, widths: dict[str, int], cost_fn: CostFn, target: float,
@@ -67,13 +61,7 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
         raise ValueError("need 0 < step_fraction < 1, 0 < decay <= 1, short_tune_steps >= 0 and max_iters >= 1")
     if not 0 <= min_keep < 1:
         raise ValueError(f"min_keep must be in [0, 1), got {min_keep}")
-    dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
-    kept_floor = float(cost_fn({g.name: min(w for w in allowed_widths(g.width, round_to, g.divisor)
-                                            if w >= keep_floor(g.width, min_keep)) for g in space.prunable_groups}))
-    if budget_abs < kept_floor:
-        raise InfeasibleBudget(f"netadapt keeps at least {min_keep:.0%} of every channel group, which costs "
-                               f"{kept_floor:.4g} (predicted) — above the budget {budget_abs:.4g}; lower min_keep "
-                               "(--min-keep) or raise the budget")
+    dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to, min_keep=min_keep)
     holdout = take_batches(data.val, eval_batches)
     if start is None:
         widths = space.dense_widths()

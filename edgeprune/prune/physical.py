@@ -72,9 +72,16 @@ def allowed_widths(dense: int, round_to: int | None = None, divisor: int = 1) ->
     return grid if grid[-1] == dense else grid + [dense]
 
 
-def min_widths(space: LayerSpace, round_to: int | None = None) -> dict[str, int]:
-    """The narrowest width of every prunable group (1, or the round-to / grouped-conv multiple): the cost floor."""
-    return {g.name: allowed_widths(g.width, round_to, g.divisor)[0] for g in space.prunable_groups}
+def keep_floor(width: int, min_keep: float = 0.0, at_least: int = 1) -> int:
+    """The fewest channels a group of ``width`` may keep: ``min_keep`` of them (a share), and at least ``at_least``."""
+    return min(width, max(at_least, math.ceil(min_keep * width - 1e-9)))
+
+
+def min_widths(space: LayerSpace, round_to: int | None = None, min_keep: float = 0.0) -> dict[str, int]:
+    """The narrowest width of every prunable group (1, or the round-to / grouped-conv multiple, and no less than
+    ``min_keep`` of the group): the cost floor."""
+    return {g.name: min(w for w in allowed_widths(g.width, round_to, g.divisor) if w >= keep_floor(g.width, min_keep))
+            for g in space.prunable_groups}
 
 
 def round_widths(widths: dict[str, int], multiple: int | None, dense: dict[str, int],
