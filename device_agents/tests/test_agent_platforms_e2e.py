@@ -2,7 +2,7 @@
 import os
 import sys
 import threading
-import time
+import types
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,9 @@ class LoadFollower(threading.Thread):
     def _model_running(self) -> bool:
         """True when some thread is inside the agent's inference loops."""
         for frame in sys._current_frames().values():
-            while frame is not None:
+            # Walking another thread's stack races with it: a frame being torn down can hand back a non-frame
+            # (seen on 3.11 under load), which killed this thread. Such a stack is looked at again next tick.
+            while isinstance(frame, types.FrameType):
                 if frame.f_code.co_name in self.RUNNING:
                     return True
                 frame = frame.f_back
