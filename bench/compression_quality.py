@@ -1,145 +1,229 @@
-"""Benchmark: ecc vs netadapt vs uniform vs global at equal budgets of dense *measured* latency on the local CPU.
+"""Benchmark: pruning methods and the Torch-Pruning baseline at equal budgets of dense *measured* latency.
 
-Usage: python bench/compression_quality.py [--quick] [--models resnet20] [--budgets 0.5,0.3]
-       [--methods ecc,netadapt,uniform,global,global-r8] [--epochs 1] [--train-limit N]
-Needs ../shared/data (CIFAR-10-JPEG and the pretrained ResNets); skips cleanly without it.
-Writes bench/results/compression_quality.json and compression_quality.png.
+Usage: python bench/compression_quality.py --medium [--models resnet20] [--budgets 0.5,0.3]
+       [--methods dense-ft,ecc,halp,netadapt,uniform,global,tp] [--epochs N] [--train-limit N] [--update]
+Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
+Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
+re-runs the named methods). Needs ../shared/data; skips cleanly without it.
+Writes bench/results/compression_quality-MODE.json and .png.
 """
 from __future__ import annotations
 
 import argparse
-import shutil
+import copy
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from edgeprune.compress import CompressConfig, compress
+from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
-from edgeprune.measure.export import to_onnx_bytes
 from edgeprune.measure.registry import open_device
-from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
-from edgeprune.prune.ecc import EccSettings
-from edgeprune.train import evaluate, fine_tune
+from edgeprune.models.layer_space import build_layer_space
+from edgeprune.train import evaluate, fine_tune, recalibrate_bn
+
+from tp_baseline import measured_ms, prune_to_measured_budget
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
 WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}
-
-
-def adapt_dense(name: str, data_src: str, epochs: int, limit: int | None, work: Path) -> Path:
-    """Pretrained weights fine-tuned briefly on the JPEG copy (cached)."""
-    path = work / f"{name}-adapted-e{epochs}-n{limit}.pt"
-    if path.is_file():
-        return path
-    net, _ = build_model(name, SHARED / "pretrained" / "cifar-resnet" / WEIGHTS[name])
-    if epochs:
-        fine_tune(net, load_data(data_src, limit=limit), epochs, lr=0.01)
-    torch.save(net.state_dict(), path)
-    return path
-
-
-def measured_dense_latency(name: str, weights: Path) -> dict:
-    net, shape = build_model(name, weights)
-    result = open_device("local").measure(to_onnx_bytes(net, shape), "onnxruntime", MeasureSettings(min_duration_s=1))
-    return {"median_ms": result["latency_ms"]["median"], "run_cv": result["latency_ms"]["run_cv"]}
+MODES = {"quick": {"epochs": 1, "train_limit": 10000, "models": "resnet20"},
+         "medium": {"epochs": 15, "train_limit": None, "models": "resnet20"},
+         "full": {"epochs": 100, "train_limit": None, "models": "resnet56"}}
+METHODS = "dense-ft,ecc,halp,uniform,tp,global,netadapt"
+LR = CompressConfig.lr
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10k training images, 1 epoch, short ADMM/NetAdapt")
-    ap.add_argument("--models", default="resnet20")
+    mode = ap.add_mutually_exclusive_group()
+    for m in MODES:
+        mode.add_argument(f"--{m}", dest="mode", action="store_const", const=m)
+    ap.add_argument("--models", default=None)
     ap.add_argument("--budgets", default="0.5,0.3")
-    ap.add_argument("--methods", default="ecc,netadapt,uniform,global,global-r8")
+    ap.add_argument("--methods", default=METHODS)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-limit", type=int, default=None)
-    ap.add_argument("--update", action="store_true",
-                    help="replace only these runs (model, budget, method) in the existing results file")
+    ap.add_argument("--update", action="store_true", help="re-run the named methods' cells even if finished")
     args = ap.parse_args()
+    args.mode = args.mode or "quick"
     if not (SHARED / "cifar10-jpeg" / "train.npz").is_file():
         print(f"skipped: {SHARED}/cifar10-jpeg not found")
         return
-    epochs = args.epochs if args.epochs is not None else (1 if args.quick else 5)
-    limit = args.train_limit if args.train_limit is not None else (10000 if args.quick else None)
+    spec = MODES[args.mode]
+    epochs = args.epochs if args.epochs is not None else spec["epochs"]
+    limit = args.train_limit if args.train_limit is not None else spec["train_limit"]
+    path = RESULTS / f"compression_quality-{args.mode}.json"
+    state = json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
+    state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=LR, distill=True,
+                 device="local CPU, onnxruntime, 1 thread (latency measured; energy not used)")
     data_src = f"npz:{SHARED / 'cifar10-jpeg'}"
-    work = RESULTS / "work"
+    work = RESULTS / "work" / args.mode
     work.mkdir(parents=True, exist_ok=True)
-    ecc = EccSettings(iters=20 if args.quick else 40, steps=20)
-    runs = []
-    for name in args.models.split(","):
-        weights = adapt_dense(name, data_src, 1, limit, work)
-        dense_acc = evaluate(build_model(name, weights)[0], load_data(data_src, limit=limit).val)["accuracy"]
-        dense = measured_dense_latency(name, weights)
-        print(f"{name}: dense accuracy {dense_acc:.2%}, measured {dense['median_ms']:.4f} ms (local CPU, "
+    # This machine's own calibration and cost model, apart from the shipped ones (another machine's).
+    os.environ.setdefault("EDGEPRUNE_TABLES_DIR", str(work / "tables"))
+    os.environ.setdefault("EDGEPRUNE_MODELS_DIR", str(work / "models"))
+    methods = args.methods.split(",")
+    for name in (args.models or spec["models"]).split(","):
+        weights = SHARED / "pretrained" / "cifar-resnet" / WEIGHTS[name]
+        dense = state["dense"].get(name) or dense_reference(name, weights, data_src, limit)
+        state["dense"][name] = dense  # budgets stay fixed across resumed runs
+        save(path, state)
+        print(f"{name}: dense accuracy {dense['accuracy']:.2%}, measured {dense['measured_ms']:.4f} ms (local CPU, "
               f"onnxruntime, 1 thread)", flush=True)
-        for frac in map(float, args.budgets.split(",")):
-            budget_ms = frac * dense["median_ms"]
-            for method in args.methods.split(","):
-                base, _, rounding = method.partition("-r")
-                cfg = CompressConfig(model=name, weights=str(weights), data=data_src, metric="latency",
-                                     budget=f"{budget_ms}ms", method=base, epochs=epochs,
-                                     out=str(work / f"{name}-{frac}-{method}"), round_to=int(rounding) if rounding
-                                     else None, data_limit=limit, ecc=ecc, lr=0.01,
-                                     netadapt_tune_steps=5 if args.quick else 50,
-                                     netadapt_step=0.1 if args.quick else 0.05)
-                t0 = time.perf_counter()
-                try:
-                    shutil.rmtree(cfg.out, ignore_errors=True)  # a stale run's checkpoints would be resumed
-                    s = compress(cfg)
-                except Exception as exc:  # one failed run must not lose the others; it is reported as failed
-                    runs.append({"model": name, "budget": frac, "method": method, "error": repr(exc)})
-                    print(f"  {method} @ {frac}: FAILED {exc!r}", flush=True)
-                    continue
-                run = {"model": name, "budget": frac, "budget_ms": budget_ms, "method": method,
-                       "accuracy": s["compressed"]["accuracy"], "dense_accuracy": dense_acc,
-                       "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
-                       "measured_over_budget": s["measured_cost"] / budget_ms, "macs": s["compressed"]["macs"],
-                       "params": s["compressed"]["params"], "widths": s["compressed"]["widths"],
-                       "closed_loop": [{k: r[k] for k in ("predicted", "measured", "measured_over_budget")}
-                                       for r in s["closed_loop"]["rounds"]],
-                       "wall_s": round(time.perf_counter() - t0, 1)}
-                runs.append(run)
-                print(f"  {method:10s} @ {frac}: acc {run['accuracy']:.2%}  measured {run['measured_ms']:.4f} ms "
-                      f"({run['measured_over_budget']:.2f}× budget)  predicted {run['predicted_ms']:.4f} ms  "
-                      f"MACs {run['macs']:,}  [{run['wall_s']} s]", flush=True)
-    path = RESULTS / "compression_quality.json"
-    if args.update and path.is_file():
-        fresh = {(r["model"], r["budget"], r["method"]) for r in runs}
-        runs = [r for r in json.loads(path.read_text())["runs"]
-                if (r["model"], r["budget"], r["method"]) not in fresh] + runs
-    result = {"mode": "quick" if args.quick else "full", "epochs": epochs, "train_limit": limit,
-              "device": "local CPU, onnxruntime, 1 thread (latency measured)", "runs": runs,
-              "targets": check_targets(runs)}
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=float))
-    plot(runs, RESULTS / "compression_quality.png")
-    print(json.dumps(result["targets"], indent=1))
+        cells = [(float(b), m) for b in args.budgets.split(",") for m in methods if m != "dense-ft"]
+        if "dense-ft" in methods:  # the reference after the first two cells: ours are the most telling
+            cells.insert(min(2, len(cells)), (None, "dense-ft"))
+        for frac, method in cells:
+            key = (name, frac, method)
+            done = [r for r in state["runs"] if (r["model"], r["budget"], r["method"]) == key]
+            if done and not args.update:
+                continue
+            print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
+            run = run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work)
+            state["runs"] = [r for r in state["runs"] if (r["model"], r["budget"], r["method"]) != key] + [run]
+            state["targets"] = check_targets(state["runs"])
+            save(path, state)
+            plot(state, path.with_suffix(".png"))
+            print("  " + describe(run), flush=True)
+    state["targets"] = check_targets(state["runs"])
+    save(path, state)
+    plot(state, path.with_suffix(".png"))
+    print(json.dumps(state["targets"], indent=1))
+
+
+def dense_reference(name: str, weights: Path, data_src: str, limit: int | None) -> dict:
+    """The pretrained model's accuracy on the test split and its measured latency (the budgets' base)."""
+    net, shape = build_model(name, weights)
+    ms = measured_ms(open_device("local"), net, shape)
+    return {"accuracy": evaluate(net, load_data(data_src, limit=limit).val)["accuracy"], "measured_ms": ms,
+            "macs": int(network_macs(build_layer_space(net, shape))), "params": sum(p.numel() for p in net.parameters())}
+
+
+def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: Path) -> dict:
+    """One cell: a compress run, the Torch-Pruning baseline, or the dense model fine-tuned alike (frac None)."""
+    out = work / f"{name}-{frac}-{method}"
+    shutil.rmtree(out, ignore_errors=True)  # a stale run's checkpoints would be resumed into another shape
+    t0 = time.perf_counter()
+    base = {"model": name, "budget": frac, "method": method, "epochs": epochs}
+    try:
+        if method == "dense-ft":
+            return base | dense_finetuned(name, weights, data_src, limit, epochs, dense, out) | wall(t0)
+        budget_ms = frac * dense["measured_ms"]
+        base["budget_ms"] = budget_ms
+        if method == "tp":
+            return base | tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out) | wall(t0)
+        cfg = CompressConfig(model=name, weights=str(weights), data=data_src, metric="latency",
+                             budget=f"{budget_ms}ms", method=method, epochs=epochs, out=str(out), data_limit=limit,
+                             lr=LR)
+        s = compress(cfg)
+    except Exception as exc:  # one failed cell must not lose the others; it is recorded as failed
+        return base | {"error": repr(exc)} | wall(t0)
+    return base | {"accuracy": s["compressed"]["accuracy"], "dense_accuracy": s["dense"]["accuracy"],
+                   "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
+                   "measured_over_budget": s["measured_cost"] / budget_ms, "macs": s["compressed"]["macs"],
+                   "params": s["compressed"]["params"], "widths": s["compressed"]["widths"],
+                   "warnings": s["warnings"], "closed_loop_stopped": s["closed_loop"]["stopped"],
+                   "closed_loop": [{k: r[k] for k in ("predicted", "measured", "measured_over_budget")}
+                                   for r in s["closed_loop"]["rounds"]],
+                   "accuracy_before_fine_tune": s["schedule"]["history"][0].get("accuracy_before_fine_tune"),
+                   "phases_s": s["timings_s"], "estimates_s": s["estimates_s"]} | wall(t0)
+
+
+def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) -> dict:
+    """The reference: the pretrained dense model fine-tuned with the same recipe (distilled from itself)."""
+    data = load_data(data_src, limit=limit)
+    net, shape = build_model(name, weights)
+    teacher = copy.deepcopy(net).eval()
+    tick = time.perf_counter()
+    fine_tune(net, data, epochs, lr=LR, warmup_epochs=min(1.0, 0.1 * epochs), teacher=teacher,
+              checkpoint_dir=out / "checkpoints")
+    return {"accuracy": evaluate(net, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
+            "measured_ms": measured_ms(open_device("local"), net, shape), "params": dense["params"],
+            "phases_s": {"fine_tuning": round(time.perf_counter() - tick, 1)}}
+
+
+def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path) -> dict:
+    """Torch-Pruning's pruner bisected to the measured budget, then the same fine-tuning as compress."""
+    import torch_pruning as tp
+
+    data = load_data(data_src, limit=limit)
+    net, shape = build_model(name, weights)
+    device = open_device("local")
+    tick = time.perf_counter()
+    pruned, search = prune_to_measured_budget(net, shape, device, budget_ms)
+    recalibrate_bn(pruned, data.train)
+    phases = {"selection": round(time.perf_counter() - tick, 1)}
+    tick = time.perf_counter()
+    fine_tune(pruned, data, epochs, lr=LR, warmup_epochs=min(1.0, 0.1 * epochs), teacher=copy.deepcopy(net).eval(),
+              checkpoint_dir=out / "checkpoints")
+    phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
+    import torch
+
+    macs, params = tp.utils.count_ops_and_params(pruned, torch.zeros(*shape))
+    ms = measured_ms(device, pruned, shape)
+    return {"accuracy": evaluate(pruned, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
+            "measured_ms": ms, "measured_over_budget": ms / budget_ms, "macs": int(macs), "params": int(params),
+            "tp_search": search, "phases_s": phases}
+
+
+def wall(t0: float) -> dict:
+    return {"wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def describe(r: dict) -> str:
+    if "error" in r:
+        return f"{r['method']} @ {r['budget']}: FAILED {r['error']}"
+    over = f" ({r['measured_over_budget']:.2f}× budget)" if "measured_over_budget" in r else ""
+    return (f"{r['method']:9s} @ {r['budget']}: acc {r['accuracy']:.2%}  measured {r['measured_ms']:.4f} ms{over}  "
+            f"[{r['wall_s']} s]")
+
+
+def save(path: Path, state: dict) -> None:
+    """Write the results atomically (a session ending mid-write must not lose finished cells)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=1, default=float))
+    os.replace(tmp, path)
 
 
 def check_targets(runs: list[dict]) -> dict:
-    """ecc ≥ uniform + 1.0 pt and ≥ global + 0.5 pt (best of global with/without rounding); ecc ≤ 1.03 × budget."""
-    out = {}
+    """The issue's medium-mode targets, per model and budget; None where a needed cell is missing."""
     ok = [r for r in runs if "error" not in r]
+    out = {}
     for model in sorted({r["model"] for r in ok}):
-        for frac in sorted({r["budget"] for r in ok}):
-            by = {r["method"]: r for r in ok if r["model"] == model and r["budget"] == frac}
-            if "ecc" not in by:
+        by = {(r["budget"], r["method"]): r for r in ok if r["model"] == model}
+        ref = by.get((None, "dense-ft"))
+        for frac in sorted({b for b, _ in by if b is not None}, reverse=True):
+            ours = [by[(frac, m)] for m in ("ecc", "halp") if (frac, m) in by]
+            if not ours:
                 continue
-            e = by["ecc"]["accuracy"]
-            glob = max((by[m]["accuracy"] for m in ("global", "global-r8") if m in by), default=None)
-            out[f"{model}@{frac}"] = {
-                "ecc_minus_uniform_pt": None if "uniform" not in by else 100 * (e - by["uniform"]["accuracy"]),
-                "ecc_minus_best_global_pt": None if glob is None else 100 * (e - glob),
-                "ecc_measured_over_budget": by["ecc"]["measured_over_budget"],
-                "met": ("uniform" in by and e >= by["uniform"]["accuracy"] + 0.01)
-                and (glob is None or e >= glob + 0.005) and by["ecc"]["measured_over_budget"] <= 1.03}
+            best = max(ours, key=lambda r: r["accuracy"])
+            cell = {"best_of_ecc_halp": best["method"], "best_accuracy": best["accuracy"]}
+            if ref:
+                cell["best_minus_dense_ft_pt"] = 100 * (best["accuracy"] - ref["accuracy"])
+                cell["within_dense_ft"] = cell["best_minus_dense_ft_pt"] >= -(1.0 if frac >= 0.5 else 3.0)
+            for other, margin in (("uniform", 1.0), ("tp", 0.5)):
+                if (frac, other) in by:
+                    gap = 100 * (best["accuracy"] - by[(frac, other)]["accuracy"])
+                    cell[f"best_minus_{other}_pt"] = gap
+                    cell[f"beats_{other}"] = gap >= margin
+            cell["budget_ratio_ok"] = {m: 0.95 <= r["measured_over_budget"] <= 1.03
+                                       for (b, m), r in by.items() if b == frac and "measured_over_budget" in r}
+            if (frac, "ecc") in by and "phases_s" in by[(frac, "ecc")]:
+                phases = by[(frac, "ecc")]["phases_s"]
+                cell["ecc_admm_share_of_wall"] = phases.get("selection", 0.0) / by[(frac, "ecc")]["wall_s"]
+            out[f"{model}@{frac}"] = cell
     return out
 
 
-def plot(runs: list[dict], path: Path) -> None:
+def plot(state: dict, path: Path) -> None:
+    """One panel per model: accuracy vs measured latency, dense and dense-ft points, budget lines, one marker per
+    method."""
     try:
         import matplotlib
 
@@ -148,17 +232,30 @@ def plot(runs: list[dict], path: Path) -> None:
     except ImportError:
         print("matplotlib not installed (pip install 'edgeprune[bench]'): no plot", file=sys.stderr)
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in sorted({r["method"] for r in runs if "error" not in r}):
-        pts = sorted((r["measured_ms"], 100 * r["accuracy"]) for r in runs if r.get("method") == method
-                     and "error" not in r)
-        ax.plot(*zip(*pts), marker="o", label=method)
-    ax.set_xlabel("measured latency on local CPU (ms, onnxruntime, 1 thread)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("accuracy at equal measured-latency budgets")
-    ax.legend()
+    models = sorted(state["dense"])
+    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 4.8), squeeze=False)
+    markers = dict(zip(METHODS.split(","), "*oDs^vPX"))
+    for ax, model in zip(axes[0], models):
+        dense = state["dense"][model]
+        ax.scatter([dense["measured_ms"]], [100 * dense["accuracy"]], marker="x", color="black", s=80,
+                   label="dense (pretrained)", zorder=3)
+        runs = [r for r in state["runs"] if r["model"] == model and "error" not in r]
+        for frac in sorted({r["budget"] for r in runs if r["budget"] is not None}):
+            ax.axvline(frac * dense["measured_ms"], color="grey", ls="--", lw=1)
+            ax.text(frac * dense["measured_ms"], ax.get_ylim()[0], f" budget {frac:g}×", rotation=90, va="bottom",
+                    color="grey", fontsize=8)
+        for method in METHODS.split(","):
+            pts = [(r["measured_ms"], 100 * r["accuracy"]) for r in runs if r["method"] == method]
+            if pts:
+                ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, label=method, zorder=3)
+        ax.set_xlabel("measured latency, local CPU (ms, onnxruntime, 1 thread)")
+        ax.set_ylabel("top-1 accuracy on the 10k test split (%)")
+        ax.set_title(f"{model}: {state['mode']} mode, {state['epochs']} fine-tuning epochs")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,12 +22,15 @@ from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
+from edgeprune.outcomes import accuracy_warnings, budget_warnings
+from edgeprune.progress import SILENT, Progress
 from edgeprune.paths import default_table
 from edgeprune.prune.artifact import save_compressed
 from edgeprune.prune.budget import InfeasibleBudget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
 from edgeprune.prune.ecc import EccSettings, prune_ecc, select_ecc
 from edgeprune.prune.global_magnitude import prune_global
+from edgeprune.prune.halp import HalpSettings, prune_halp
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
 from edgeprune.prune.joint.blocks import apply_pruning, block_layers
 from edgeprune.prune.joint.method import describe, floor_layers, joint_summary, prune_joint, replan
@@ -34,9 +40,11 @@ from edgeprune.prune.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.prune.uniform import prune_uniform
 from edgeprune.tables.store import LatencyTable
-from edgeprune.train import evaluate, fine_tune
+from edgeprune.train import evaluate, fine_tune, recalibrate_bn
+from edgeprune.train.estimate import seconds_per_step
 
-METHODS = ("ecc", "netadapt", "uniform", "global", "joint")
+METHODS = ("ecc", "halp", "netadapt", "uniform", "global", "joint")
+ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
 Say = Callable[[str], None]
 
 
@@ -54,15 +62,19 @@ class CompressConfig:
     epochs: int = 3
     out: str = "compressed"
     round_to: int | None = None
-    distill: bool = False
+    distill: bool | None = None  # None: distil from the dense model whenever dense weights were given
     runtime: str = "onnxruntime"
     threads: int = 1
     points: int = 32  # calibration points per signature when no cost model exists yet
     network_variants: int = 40
     lr: float = 0.01
     batch_size: int = 128
+    weight_decay: float = 5e-4
+    warmup_epochs: float | None = None  # None: a tenth of the epochs, at most one
     data_limit: int | None = None
+    admm_epochs: float | None = None  # ecc's ADMM training budget; None: ADMM_SHARE × epochs
     ecc: EccSettings = field(default_factory=EccSettings)
+    halp: HalpSettings = field(default_factory=HalpSettings)
     joint: JointSettings = field(default_factory=JointSettings)
     netadapt_tune_steps: int = 50
     netadapt_step: float = 0.05
@@ -143,36 +155,54 @@ def _criterion(cfg: CompressConfig) -> str:
     return cfg.criterion or "l1"
 
 
-def _remove_and_tune(cfg: CompressConfig, work, tuned, space, result, data, teacher, criterion: str,
-                     say: Say) -> tuple:
-    """(pruned fine-tuned model, dense kept indices, per-step records): the method's channels at once (oneshot),
-    or ``work`` pruned to the method's widths over the schedule's steps."""
+def _tune_settings(cfg: CompressConfig) -> dict:
+    """fine_tune's keyword arguments for this run (besides the teacher): lr, weight decay and warm-up."""
+    warmup = cfg.warmup_epochs if cfg.warmup_epochs is not None else min(1.0, 0.1 * cfg.epochs)
+    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "warmup_epochs": warmup}
+
+
+def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, teacher, criterion: str,
+                     say: Say, reporter: Progress) -> tuple:
+    """(pruned fine-tuned model, dense kept indices, per-step records): ``pruned`` (the selection with channels
+    removed and BN re-estimated) fine-tuned (oneshot), or ``work`` pruned to the method's widths over the
+    schedule's steps."""
     out = Path(cfg.out)
+    tune = {**_tune_settings(cfg), "teacher": teacher}
     if cfg.schedule == "oneshot":
-        pruned = tuned if tuned is not None else apply_pruning(work, space, result.kept, result.blocks_removed)
-        step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs, "accuracy": None}
+        step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs,
+                "accuracy_before_fine_tune": evaluate(pruned, data.val)["accuracy"], "accuracy": None}
+        say(f"after channel removal and BatchNorm re-estimation: accuracy {step['accuracy_before_fine_tune']:.2%} "
+            "(before fine-tuning)")
         if cfg.epochs > 0:
-            step["accuracy"] = fine_tune(pruned, data, cfg.epochs, lr=cfg.lr, checkpoint_dir=out / "checkpoints",
-                                         teacher=teacher).final["accuracy"]
+            step["accuracy"] = fine_tune(pruned, data, cfg.epochs, checkpoint_dir=out / "checkpoints",
+                                         reporter=reporter, **tune).final["accuracy"]
         return pruned, result.kept, [step]
     sched = prune_on_schedule(work, space, result.widths, data, cfg.schedule, cfg.schedule_steps, cfg.epochs,
                               criterion=criterion, batches=cfg.criterion_batches, checkpoint_dir=out / "checkpoints",
                               progress=lambda r: say(f"{cfg.schedule} step {r['step']}: widths {r['widths']}, "
-                                                     f"{r['epochs']} epoch(s)"), lr=cfg.lr, teacher=teacher)
+                                                     f"{r['epochs']} epoch(s)"), **tune)
     return sched.model, sched.kept, sched.history
 
 
-def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterion: str, say: Say):
+def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterion: str, say: Say,
+            reporter: Progress):
     """(the method's selection at the budget, its pruned model if the method made one, how it re-selects at another
     predicted target for the closed loop; ecc and netadapt only shrink further)."""
     cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
     ranking = {"criterion": criterion, "criterion_batches": cfg.criterion_batches}
+    halp = dataclasses.replace(cfg.halp, round_to=cfg.round_to, lr=cfg.lr)
 
     def netadapt_to(target: float, start=None):
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
         return netadapt_search(work, space, cost_fn, target, data, round_to=cfg.round_to,
                                short_tune_steps=cfg.netadapt_tune_steps, step_fraction=cfg.netadapt_step,
                                start=start, min_keep=cfg.netadapt_min_keep, **ranking)
+
+    def halp_to(target: float, settings: HalpSettings = halp, start=None):
+        return prune_halp(work, space, lambda ws: cost_model.predict(list(ws)), target, data, settings,
+                          progress=lambda r: say(f"halp step {r['step']}: predicted {r['predicted_cost']:.4g} "
+                                                 f"{budget.unit} (cost model, target {r['target']:.4g})"),
+                          start=start, reporter=reporter)
 
     def baseline_to(target: float):
         prune = prune_uniform if cfg.method == "uniform" else prune_global
@@ -182,7 +212,10 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
     if cfg.method == "ecc":
         result = prune_ecc(work, space, cost_model, budget.value, data, cfg.ecc,
                            progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
-                                                  f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"))
+                                                  f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"),
+                           reporter=reporter)
+    elif cfg.method == "halp":
+        result, tuned = halp_to(budget.value)
     elif cfg.method == "netadapt":
         result, tuned = netadapt_to(budget.value)
     elif cfg.method == "joint":
@@ -201,6 +234,10 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
                                   current.history), None
             if cfg.method == "netadapt":
                 return netadapt_to(target, start=(current, state))
+            if cfg.method == "halp":  # shrink: one more step on the pruned model; widen: again from dense
+                if target < current.predicted_cost:
+                    return halp_to(target, dataclasses.replace(halp, steps=1), start=(current, state))
+                return halp_to(target)
             if cfg.method == "joint":
                 return replan(current, space, target), None
             return baseline_to(target), None
@@ -212,51 +249,111 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
     return result, tuned, reselect
 
 
-def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
+@contextmanager
+def _timed(timings: dict, phase: str):
+    """Add the wall time of the block to ``timings[phase]`` (seconds)."""
+    tick = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = round(timings.get(phase, 0.0) + time.perf_counter() - tick, 2)
+
+
+def _estimates(cfg: CompressConfig, net, data, teacher, share: float) -> dict:
+    """Expected seconds of the long phases, from timed training steps of the dense model on this machine."""
+    step = seconds_per_step(net, data.train)
+    tune_step = share * step + (seconds_per_step(net, data.train, teacher) - step if teacher is not None else 0.0)
+    est = {"seconds_per_dense_step": round(step, 4), "fine_tuning": cfg.epochs * len(data.train) * tune_step}
+    if cfg.method == "ecc":
+        iters, steps = cfg.ecc.rounds(len(data.train))
+        rankings = (iters // cfg.ecc.strength_every + 2) * cfg.ecc.strength_batches
+        est["admm"] = (iters * steps + rankings) * step
+    elif cfg.method == "halp":
+        est["halp"] = cfg.halp.steps * (cfg.halp.tune_steps + cfg.halp.criterion_batches) * step
+    return {k: round(v, 1) if k != "seconds_per_dense_step" else v for k, v in est.items()}
+
+
+def _say_estimates(say: Say, est: dict) -> None:
+    phases = ", ".join(f"{k.replace('_', '-')} ≈ {_duration(v)}" for k, v in est.items() if k != "seconds_per_dense_step")
+    say(f"estimated time: {phases} (from timed training steps of the dense model on this machine)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SILENT) -> dict:
     """Run the whole pipeline; returns the summary that `compress --json` prints."""
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.admm_epochs is not None and not cfg.admm_epochs > 0:
+        raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
     criterion = _criterion(cfg)
+    timings: dict = {}
+    cfg = dataclasses.replace(cfg, ecc=dataclasses.replace(
+        cfg.ecc, epochs=cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)))
     data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
     net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
     space = build_layer_space(net, shape)
     device = open_device(cfg.device)
-    cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
+    with _timed(timings, "cost_model"):
+        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
     dense_cost = float(cost_model.predict([{}])[0])
     removable = floor_layers(net, space, cfg.joint) if cfg.method == "joint" else []
     budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
                             float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
-    dense_acc = evaluate(net, data.val)["accuracy"]
+    with _timed(timings, "dense_evaluation"):
+        dense_acc = evaluate(net, data.val)["accuracy"]
     say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
         f"{budget.value:.4g} {budget.unit}")
-    teacher = copy.deepcopy(net).eval() if cfg.distill else None
+    distill = cfg.distill if cfg.distill is not None else cfg.weights is not None
+    teacher = copy.deepcopy(net).eval() if distill else None
+    estimates = _estimates(cfg, net, data, teacher, budget.value / dense_cost)
+    _say_estimates(say, estimates)
     work = copy.deepcopy(net)
-    result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say)
+    with _timed(timings, "selection"):
+        result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say, reporter)
 
-    source = {}
+    source, removed = {}, {}
 
     def measure_selection(selected, state) -> float:
         candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
+        recalibrate_bn(candidate, data.train)
+        removed[id(selected)] = candidate
         measured = _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))
         source["label"] = measured["source"]
         return measured["value"]
 
-    loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
-                             say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
-    result, tuned = loop.result, loop.state
+    with _timed(timings, "closed_loop"):
+        loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
+                                 say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
+    result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
-        f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)")
-    pruned, kept, steps = _remove_and_tune(cfg, work, tuned, space, result, data, teacher, criterion, say)
+        f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)"
+        f"{' distilled from the dense model' if teacher is not None else ''}")
+    with _timed(timings, "fine_tuning"):
+        pruned, kept, steps = _remove_and_tune(cfg, work, removed[id(result)], space, result, data, teacher,
+                                               criterion, say, reporter)
     out = Path(cfg.out)
     comp_acc = evaluate(pruned, data.val)["accuracy"]
-    onnx_path = out / "model.onnx"
-    parity = export_onnx(pruned, shape, onnx_path, data.val)
+    with _timed(timings, "export"):
+        onnx_path = out / "model.onnx"
+        parity = export_onnx(pruned, shape, onnx_path, data.val)
+        dense_onnx = out / "dense.onnx"
+        export_onnx(net, shape, dense_onnx)
     ref_ms = meta.get("reference_ms")
-    measured = _measure(device, onnx_path.read_bytes(), cfg, ref_ms)
-    dense_onnx = out / "dense.onnx"
-    export_onnx(net, shape, dense_onnx)
-    dense_measured = _measure(device, dense_onnx.read_bytes(), cfg, ref_ms)
+    with _timed(timings, "final_measurement"):
+        measured = _measure(device, onnx_path.read_bytes(), cfg, ref_ms)
+        dense_measured = _measure(device, dense_onnx.read_bytes(), cfg, ref_ms)
     comparable = measured["drift_corrected"] or measured["value"]
+    over = measured["value"] / budget.value
+    warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(over, loop.stopped,
+                                                                                          cfg.metric)
+    if over > 1:
+        why = (f"the same structure measured {loop.measured / budget.value:.2f} × budget before fine-tuning, so "
+               "the difference is this device's measurement noise" if loop.within_budget
+               else f"the closed loop could not bring it under: {loop.stopped}")
+        warnings.append(f"measured {cfg.metric} is {over:.2f} × budget: OVER budget ({why})")
     summary = {
         "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
         "criterion": criterion, "schedule": {"name": cfg.schedule, "steps": len(steps), "history": steps},
@@ -265,14 +362,19 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
                   "measured_cost": dense_measured["value"]},
         "compressed": {**_summary(pruned, space, result.widths, comp_acc, block_layers(space, result.blocks_removed)),
                        "widths": result.widths},
+        "accuracy_change": comp_acc - dense_acc, "accuracy_split": f"validation split of {data.name}",
+        "num_classes": data.num_classes, "warnings": warnings,
         "predicted_cost": result.predicted_cost, "measured_cost": measured["value"],
-        "within_budget_measured": measured["value"] <= budget.value,
+        "measured_over_budget": over, "within_budget_measured": measured["value"] <= budget.value,
         "cost_source": measured["source"], "predicted_by": cm_path,
         "measured_cost_drift_corrected": measured["drift_corrected"],
         "closed_loop": {"rounds": loop.rounds, "within_budget": loop.within_budget,
-                        "measured_before_fine_tune": loop.measured},
+                        "measured_before_fine_tune": loop.measured, "stopped": loop.stopped},
         "prediction_error": comparable / result.predicted_cost - 1,
         "measurements": {"compressed": measured, "dense": dense_measured},
+        "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
+                     "batch_size": cfg.batch_size, "admm_epochs": cfg.ecc.epochs if cfg.method == "ecc" else None},
+        "estimates_s": estimates, "timings_s": timings,
         "parity": parity.to_dict(), "data": data.name,
         "artifacts": {"model_dir": str(out), "onnx": str(onnx_path)},
     }
@@ -280,6 +382,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None) -> dict:
         summary.update(joint_summary(result, space))
     save_compressed(out, pruned, cfg.model, shape, kept,
                     {k: summary[k] for k in ("method", "criterion", "schedule", "metric", "budget", "budget_abs",
-                                             "predicted_cost", "measured_cost", "cost_source")}
-                    | {"accuracy": comp_acc, "data": cfg.data}, blocks_removed=result.blocks_removed)
+                                             "predicted_cost", "measured_cost", "cost_source", "warnings")}
+                    | {"accuracy": comp_acc, "dense_accuracy": dense_acc, "data": cfg.data},
+                    blocks_removed=result.blocks_removed)
     return summary

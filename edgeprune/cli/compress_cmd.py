@@ -7,8 +7,9 @@ import typer
 from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt, ModelOpt
-from edgeprune.cli.output import Output
-from edgeprune.compress import METHODS, CompressConfig, compress
+from edgeprune.cli.output import Output, RichProgress
+from edgeprune.compress import ADMM_SHARE, METHODS, CompressConfig, compress
+from edgeprune.prune.halp import HalpSettings
 from edgeprune.prune.importance import CRITERIA
 from edgeprune.prune.closed_loop import LoopSettings
 from edgeprune.prune.ecc import EccSettings
@@ -27,8 +28,19 @@ def compress_command(model: str = ModelOpt,
                      epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs after pruning."),
                      out: Path = typer.Option(Path("compressed"), "--out", help="Output directory."),
                      round_to: int = typer.Option(None, "--round-to", help="Keep widths on multiples of this."),
-                     distill: bool = typer.Option(False, "--distill", help="Fine-tune with the dense model as "
-                                                  "teacher."),
+                     distill: bool = typer.Option(None, "--distill/--no-distill", help="Fine-tune with the dense "
+                                                  "model as teacher (default: on when --weights is given)."),
+                     lr: float = typer.Option(CompressConfig.lr, "--lr", help="Fine-tuning learning rate (SGD, "
+                                              "warm-up then cosine decay)."),
+                     batch_size: int = typer.Option(CompressConfig.batch_size, "--batch-size", min=1),
+                     weight_decay: float = typer.Option(CompressConfig.weight_decay, "--weight-decay", min=0.0),
+                     warmup_epochs: float = typer.Option(None, "--warmup-epochs", help="Linear warm-up (default: "
+                                                         "a tenth of --epochs, at most 1)."),
+                     admm_epochs: float = typer.Option(None, "--admm-epochs", help="ecc: ADMM training budget in "
+                                                       f"epochs (default: {ADMM_SHARE:g} × --epochs, at least 60 "
+                                                       "steps)."),
+                     halp_steps: int = typer.Option(HalpSettings.steps, "--halp-steps", min=1,
+                                                    help="halp: knapsack pruning steps, short-tuned in between."),
                      data_limit: int = typer.Option(None, "--data-limit", help="Use at most N samples per split."),
                      criterion: str = typer.Option(None, "--criterion", help="Channel ranking: " + "|".join(CRITERIA)
                                                    + " (default l1; ecc one-shot uses its ADMM norms)."),
@@ -42,7 +54,7 @@ def compress_command(model: str = ModelOpt,
                                                            "the budget by measured ÷ predicted and re-select, at most "
                                                            "N times (0: measure only)."),
                      min_keep: float = typer.Option(EccSettings.min_keep, "--min-keep",
-                                                    help="ecc and netadapt: keep at least this share of every "
+                                                    help="ecc, halp and netadapt: keep at least this share of every "
                                                     "channel group."),
                      sparse_epochs: int = typer.Option(JointSettings.sparse_epochs, "--sparse-epochs",
                                                        help="joint: epochs of polarization sparse training."),
@@ -64,13 +76,15 @@ def compress_command(model: str = ModelOpt,
         cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
                              metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
                              round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
+                             lr=lr, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+                             admm_epochs=admm_epochs, halp=HalpSettings(steps=halp_steps, min_keep=min_keep),
                              schedule=schedule, schedule_steps=schedule_steps,
                              closed_loop=LoopSettings(rounds=correction_rounds), ecc=EccSettings(min_keep=min_keep),
                              netadapt_min_keep=min_keep,
                              joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
                                                  bin_width=bin_width, max_blocks=max_blocks,
                                                  histogram_png=str(gamma_histograms) if gamma_histograms else None))
-        summary = compress(cfg, say=o.print)
+        summary = compress(cfg, say=o.print, reporter=RichProgress())
         o.emit(summary)
         print_summary(o, summary)
 
@@ -80,8 +94,8 @@ def print_summary(o: Output, s: dict) -> None:
     u = s["unit"]
     t = Table("", "dense", "compressed", "source", title=f"{s['model']} — {s['method']} at budget {s['budget']} "
               f"({s['budget_abs']:.4g} {u} {s['metric']}) on {s['device']}")
-    t.add_row("accuracy", f"{s['dense']['accuracy']:.2%}", f"{s['compressed']['accuracy']:.2%}",
-              f"validation split of {s['data']}")
+    t.add_row("accuracy", f"{s['dense']['accuracy']:.2%}", f"{s['compressed']['accuracy']:.2%} "
+              f"({100 * s['accuracy_change']:+.1f} pt)", s["accuracy_split"])
     t.add_row("params", f"{s['dense']['params']:,}", f"{s['compressed']['params']:,}", "counted")
     t.add_row("MACs", f"{s['dense']['macs']:,}", f"{s['compressed']['macs']:,}", "counted")
     t.add_row(f"predicted {s['metric']}", f"{s['dense']['predicted_cost']:.4g} {u}",
@@ -104,6 +118,8 @@ def print_summary(o: Output, s: dict) -> None:
                 f"{s['channels_removed']} channel(s); predicted saving {split['depth_share']:.0%} from depth, "
                 f"{split['width_share']:.0%} from width")
     o.print(f"saved {s['artifacts']['model_dir']} (channels.json + weights.pt) and {s['artifacts']['onnx']}")
+    for w in s["warnings"]:
+        o.print(f"[bold yellow]warning:[/] {w}")
 
 
 def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4),
@@ -126,6 +142,6 @@ def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epoc
         cfg = CompressConfig(model="demo_cnn", weights=str(out / "dense.pt"), data="digits", metric="energy",
                              budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"), points=24,
                              network_variants=30)
-        summary = compress(cfg, say=o.print)
+        summary = compress(cfg, say=o.print, reporter=RichProgress())
         o.emit(summary)
         print_summary(o, summary)

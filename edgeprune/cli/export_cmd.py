@@ -36,3 +36,5 @@ def export_command(model_dir: Path = typer.Option(..., "--model-dir", help="Dire
             q = r["quantization"]
             o.print(f"int8 ({q['method']}): accuracy {q['fp32_accuracy']:.2%} → {q['int8_accuracy']:.2%} "
                     f"({q['accuracy_change']:+.2%}) on {q['samples']} validation samples")
+        for w in r["warnings"]:
+            o.print(f"[bold yellow]warning:[/] {w}")

@@ -52,3 +52,34 @@ def _agent_errors() -> tuple[type[BaseException], ...]:
     from edgeprune_agent import AgentError
 
     return (AgentError,)
+
+
+class RichProgress:
+    """One rich progress bar on stderr (step/total, elapsed, ETA) for the phase that runs now; also under --json."""
+
+    def __init__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=False)
+        self._task = None
+
+    def start(self, phase: str, total: int) -> None:
+        """Show a new bar for ``phase`` (ending the previous one)."""
+        self.finish()
+        self._bar.start()
+        self._task = self._bar.add_task(phase, total=max(1, total))
+
+    def advance(self, steps: int = 1) -> None:
+        """Move the current bar on."""
+        if self._task is not None:
+            self._bar.advance(self._task, steps)
+
+    def finish(self) -> None:
+        """Close the current bar."""
+        if self._task is not None:
+            self._bar.stop()
+            self._bar.remove_task(self._task)
+            self._task = None

@@ -7,6 +7,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.export import quantize as q
 from edgeprune.export.onnx_parity import export_onnx
 from edgeprune.export.tflite import export_tflite
+from edgeprune.outcomes import accuracy_warnings
 
 FORMATS = ("onnx", "tflite")
 
@@ -50,8 +51,13 @@ def export_artifact(model_dir: str | Path, fmt: str = "onnx", int8: bool = False
               "data": source, "parity": report.to_dict() if report else None, "quantization": None,
               "parity_of": "fp32" if report else None,  # int8 is judged by its accuracy change, not parity
               "model_dir": str(model_dir)}
+    warnings = [f"from compress: {w}" for w in (info.get("meta") or {}).get("warnings", [])]
     if int8:
-        result["quantization"] = _quantize(model, shape, path, fmt, bundle, samples, nhwc)
+        qz = result["quantization"] = _quantize(model, shape, path, fmt, bundle, samples, nhwc)
+        classes = bundle.num_classes
+        warnings += (accuracy_warnings(qz["fp32_accuracy"], qz["fp32_accuracy"], classes, "the fp32 model")
+                     or accuracy_warnings(qz["fp32_accuracy"], qz["int8_accuracy"], classes, "the int8 model"))
+    result["warnings"] = warnings
     result["size_bytes"] = path.stat().st_size
     return result
 

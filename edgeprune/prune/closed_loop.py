@@ -35,6 +35,7 @@ class Corrected:
     measured: float
     within_budget: bool
     rounds: list[dict] = field(default_factory=list)
+    stopped: str = ""  # why the loop ended where it did
 
 
 def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: Callable[[PruneResult, Any], float],
@@ -56,16 +57,24 @@ def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: C
         if within and (best is None or measured > best.measured):
             best = Corrected(current, current_state, measured, True)
         if within and measured >= settings.slack * budget:
+            stopped = f"measured within {settings.slack:g}–1 × budget"
             break
         if r == settings.rounds:
+            stopped = f"all {settings.rounds} correction round(s) used (--correction-rounds)"
             break
         if not within and best is not None:
-            break  # a wider try went over: keep the in-budget one measured before
+            stopped = "a wider selection measured over budget; kept the in-budget one measured before"
+            break
         target = current.predicted_cost * settings.aim * budget / measured
         chosen = reselect(target, current, current_state)
-        if chosen is None or chosen[0].widths == current.widths and chosen[0].blocks_removed == current.blocks_removed:
+        if chosen is None:
+            stopped = ("the method cannot move that way (ecc and netadapt only shrink after their search; or the "
+                       "cost floor was reached)")
+            break
+        if chosen[0].widths == current.widths and chosen[0].blocks_removed == current.blocks_removed:
+            stopped = "re-selecting at the corrected target gave the same widths"
             break
         current, current_state = chosen
     final = best or Corrected(current, current_state, measured, False)
-    final.rounds = rounds
+    final.rounds, final.stopped = rounds, stopped
     return final

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.progress import SILENT, Progress
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.channel_slices import channel_norms, group_slices
 from edgeprune.prune.importance import channel_importance, keep_top
@@ -19,12 +20,19 @@ from edgeprune.prune.physical import keep_floor
 from edgeprune.prune.result import PruneResult
 
 
+MAX_ROUNDS = 40
+MIN_ROUND_STEPS = 5
+MIN_ADMM_STEPS = 60  # below this ADMM cannot move the weights towards the mask at all
+
+
 @dataclass
 class EccSettings:
-    """ADMM schedule: ``iters`` rounds of ``steps`` SGD steps, then projection, width and dual updates."""
+    """ADMM on a training budget: ``epochs`` passes over the training data, split into rounds of SGD steps, each
+    round followed by projection, width and dual updates. ``iters``/``steps`` fix the rounds explicitly."""
 
-    iters: int = 40
-    steps: int = 20
+    epochs: float = 1.0
+    iters: int | None = None
+    steps: int | None = None
     lr: float = 0.01
     rho: float = 0.05  # weight of the ADMM consistency penalty, grown each round so the selection settles
     rho_growth: float = 1.15
@@ -39,10 +47,21 @@ class EccSettings:
     # channel alike and so cut the residual streams, whose channels cost most, to the min_keep floor).
     strength: str = "taylor"
     strength_batches: int = 4
+    strength_every: int = 5  # rounds between re-ranking channels (a Taylor pass costs a few training steps)
 
     def __post_init__(self):
         if self.strength not in STRENGTHS:
             raise ValueError(f"ecc strength must be one of {STRENGTHS}, got {self.strength!r}")
+        if not self.epochs > 0 or any(v is not None and v < 1 for v in (self.iters, self.steps)):
+            raise ValueError(f"ecc needs epochs > 0 and iters/steps >= 1, got {self}")
+
+    def rounds(self, steps_per_epoch: int) -> tuple[int, int]:
+        """(rounds, SGD steps per round) for a training loader of ``steps_per_epoch`` batches."""
+        if self.iters is not None and self.steps is not None:
+            return self.iters, self.steps
+        total = max(MIN_ADMM_STEPS, round(self.epochs * steps_per_epoch))
+        iters = self.iters or min(MAX_ROUNDS, max(1, total // MIN_ROUND_STEPS))
+        return iters, self.steps or max(1, total // iters)
 
 
 STRENGTHS = ("taylor", "norm")
@@ -119,7 +138,7 @@ class _Admm:
 
 def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget_abs: float, data,
               settings: EccSettings = EccSettings(),
-              progress: Callable[[dict], None] | None = None) -> PruneResult:
+              progress: Callable[[dict], None] | None = None, reporter: Progress = SILENT) -> PruneResult:
     """Train ``model`` in place under ADMM until the predicted cost at its real channel counts meets the budget;
     returns the widths and the channels to keep. ECC takes no importance criterion: it ranks channels by their ADMM
     group norms, the very channels its projection drives to zero before removal."""
@@ -135,16 +154,19 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
     widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=5e-4)
     batches = _batches(data.train)
-    history, price = [], None
-    for it in range(settings.iters):
+    iters, round_steps = settings.rounds(len(data.train))
+    history, price, strengths = [], None, None
+    reporter.start("ADMM", iters * round_steps)
+    for it in range(iters):
         rho = settings.rho * settings.rho_growth ** it
         model.train()
-        for _ in range(settings.steps):
-            x, target = next(batches)
+        for _ in range(round_steps):
+            x, target = next(batches)[:2]
             loss = F.cross_entropy(model(x), target) + rho / 2 * admm.penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()
+            reporter.advance()
         # Width step: the cost model's gradient prices each group's channels; the budget multiplier y is the
         # dual variable of the cost constraint, set so the widths it implies meet the budget.
         widths.grad = None
@@ -152,7 +174,8 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
         fresh = widths.grad.detach().clamp(min=1e-12)
         # Smoothed: the gradient of a staircase-shaped cost jumps with the widths, which made them oscillate.
         price = fresh if price is None else settings.price_momentum * price + (1 - settings.price_momentum) * fresh
-        strengths = _strengths(model, space, groups, settings, data, admm.norms)
+        if strengths is None or it % settings.strength_every == 0:
+            strengths = _strengths(model, space, groups, settings, data, admm.norms)
         y, real = _dual_widths(strengths, price, cost_model, groups, dense, budget_abs, settings, steps)
         with torch.no_grad():
             widths.copy_(torch.tensor(real, dtype=widths.dtype))
@@ -165,6 +188,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
             progress(record)
         if real_cost <= budget_abs and outside < 1e-3:
             break
+    reporter.finish()
     return select_ecc(model, space, cost_model, dict(zip(groups, real)), budget_abs, data, settings, history,
                       slices=admm.slices)
 

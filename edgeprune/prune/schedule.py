@@ -12,7 +12,7 @@ from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.graph import prunable_names
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
 from edgeprune.prune.physical import apply_kept
-from edgeprune.train import fine_tune
+from edgeprune.train import fine_tune, recalibrate_bn
 
 SCHEDULES = ("oneshot", "iterative", "agp")
 
@@ -92,6 +92,8 @@ def prune_on_schedule(model: nn.Module, space: LayerSpace, widths: dict[str, int
             scores = channel_importance(current, space, criterion, data, batches)
             local = keep_top({g: scores[g] for g in shrink}, shrink, space.divisors())
             current = apply_kept(current, space, local)
+            if data is not None:
+                recalibrate_bn(current, data.train)
             kept.update({g: [kept[g][i] for i in idxs] for g, idxs in local.items()})
         record = {"step": t, "widths": {g: len(k) for g, k in kept.items()}, "epochs": n_epochs, "accuracy": None}
         if n_epochs:

@@ -1,5 +1,6 @@
 """Training: evaluation, fine-tuning with cosine schedule, resumable checkpoints, distillation, torchrun/DDP."""
 
+from .batchnorm import recalibrate_bn
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .distill import kd_loss
 from .evaluate import TrainError, evaluate
@@ -16,5 +17,6 @@ __all__ = [
     "fine_tune",
     "kd_loss",
     "load_checkpoint",
+    "recalibrate_bn",
     "train_from_scratch",
 ]

@@ -13,6 +13,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from edgeprune.data import DataBundle
+from edgeprune.progress import SILENT, Progress
 
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, resume_training, rng_state, save_checkpoint
@@ -65,7 +66,8 @@ def _check_args(epochs: int, lr: float, kd_alpha: float, kd_temperature: float, 
         raise TrainError(f"max_steps_per_epoch must be >= 1, got {max_steps}")
 
 
-def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teacher, kd: tuple[float, float]) -> dict:
+def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teacher, kd: tuple[float, float],
+                 reporter: Progress) -> dict:
     """One epoch of SGD steps; return mean loss and accuracy over the examples seen."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -89,6 +91,7 @@ def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teache
         loss_sum += loss.detach().double() * y.shape[0]
         correct += (logits.detach().argmax(1) == y).sum()
         n += y.shape[0]
+        reporter.advance()
     mean_loss = float(loss_sum) / max(n, 1)
     if n == 0 or not torch.isfinite(torch.tensor(mean_loss)):
         raise TrainError(f"training loss is {mean_loss} (diverged or no batches); lower lr or check the data "
@@ -116,6 +119,7 @@ def fine_tune(
     progress: Callable[[dict], None] | None = None,
     device: str | torch.device = "auto",
     seed: int | None = 0,
+    reporter: Progress = SILENT,
 ) -> TrainResult:
     """Train `model` in place (left in eval mode) for `epochs` epochs, validating after each; resumable."""
     _check_args(epochs, lr, kd_alpha, kd_temperature, max_steps_per_epoch)
@@ -141,6 +145,7 @@ def fine_tune(
     elif seed is not None:
         torch.manual_seed(seed)
     net = distributed.wrap(model, ctx)
+    reporter.start("fine-tuning", (epochs - start) * steps)
     for epoch in range(start, epochs):
         tick = time.perf_counter()
         if hasattr(loader.sampler, "set_epoch"):
@@ -148,7 +153,7 @@ def fine_tune(
         epoch_lr = optimizer.param_groups[0]["lr"]
         record = {"epoch": epoch + 1, "lr": epoch_lr,
                   **_train_epoch(net, loader, optimizer, scheduler, steps, ctx.device, teacher,
-                                 (kd_temperature, kd_alpha))}
+                                 (kd_temperature, kd_alpha), reporter)}
         distributed.sync_buffers(model, ctx)
         val = evaluate(model, data.val, ctx.device)
         record.update(val_accuracy=val["accuracy"], val_loss=val["loss"], seconds=time.perf_counter() - tick)
@@ -160,6 +165,7 @@ def fine_tune(
         distributed.barrier(ctx)
         if progress is not None and ctx.is_main:
             progress(dict(record))
+    reporter.finish()
     if start < epochs:
         final = {"accuracy": history[-1]["val_accuracy"], "loss": history[-1]["val_loss"], "n": val["n"]}
     else:
