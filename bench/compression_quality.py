@@ -13,7 +13,6 @@ import argparse
 import copy
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -106,8 +105,7 @@ def dense_reference(name: str, weights: Path, data_src: str, limit: int | None) 
 
 def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: Path) -> dict:
     """One cell: a compress run, the Torch-Pruning baseline, or the dense model fine-tuned alike (frac None)."""
-    out = work / f"{name}-{frac}-{method}"
-    shutil.rmtree(out, ignore_errors=True)  # a stale run's checkpoints would be resumed into another shape
+    out = work / f"{name}-{frac}-{method}"  # compress and fine_tune resume from what is there when it fits
     t0 = time.perf_counter()
     base = {"model": name, "budget": frac, "method": method, "epochs": epochs}
     try:
@@ -149,21 +147,26 @@ def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) ->
 
 def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path) -> dict:
     """Torch-Pruning's pruner bisected to the measured budget, then the same fine-tuning as compress."""
+    import torch
     import torch_pruning as tp
 
     data = load_data(data_src, limit=limit)
     net, shape = build_model(name, weights)
     device = open_device("local")
     tick = time.perf_counter()
-    pruned, search = prune_to_measured_budget(net, shape, device, budget_ms)
-    recalibrate_bn(pruned, data.train)
+    saved = out / "tp_selection.pt"  # resumable: the measured bisection is not repeatable run to run
+    if saved.is_file():
+        pruned, search = torch.load(saved, weights_only=False).values()
+    else:
+        pruned, search = prune_to_measured_budget(net, shape, device, budget_ms)
+        recalibrate_bn(pruned, data.train)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": pruned, "search": search}, saved)
     phases = {"selection": round(time.perf_counter() - tick, 1)}
     tick = time.perf_counter()
     fine_tune(pruned, data, epochs, lr=LR, warmup_epochs=min(1.0, 0.1 * epochs), teacher=copy.deepcopy(net).eval(),
               checkpoint_dir=out / "checkpoints")
     phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
-    import torch
-
     macs, params = tp.utils.count_ops_and_params(pruned, torch.zeros(*shape))
     ms = measured_ms(device, pruned, shape)
     return {"accuracy": evaluate(pruned, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],

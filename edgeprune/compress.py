@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +23,7 @@ from edgeprune.models.layer_space import build_layer_space
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
 from edgeprune.progress import SILENT, Progress
 from edgeprune.paths import default_table
+from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
 from edgeprune.prune.budget import InfeasibleBudget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
@@ -39,9 +38,9 @@ from edgeprune.prune.netadapt import NetAdaptIncomplete, netadapt_search
 from edgeprune.prune.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.prune.uniform import prune_uniform
+from edgeprune.selection_store import config_digest, load_selection, save_selection
 from edgeprune.tables.store import LatencyTable
 from edgeprune.train import evaluate, fine_tune, recalibrate_bn
-from edgeprune.train.estimate import seconds_per_step
 
 METHODS = ("ecc", "halp", "netadapt", "uniform", "global", "joint")
 ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
@@ -249,37 +248,26 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
     return result, tuned, reselect
 
 
-@contextmanager
-def _timed(timings: dict, phase: str):
-    """Add the wall time of the block to ``timings[phase]`` (seconds)."""
-    tick = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[phase] = round(timings.get(phase, 0.0) + time.perf_counter() - tick, 2)
+def _select_and_correct(cfg: CompressConfig, device, meta, work, space, cost_model, budget, data, criterion,
+                        shape, say: Say, reporter: Progress, timings: dict):
+    """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
+    removed and BatchNorm re-estimated, the loop's outcome)."""
+    with timed(timings, "selection"):
+        result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say, reporter)
+    source, removed = {}, {}
 
+    def measure_selection(selected, state) -> float:
+        candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
+        recalibrate_bn(candidate, data.train)
+        removed[id(selected)] = candidate
+        measured = _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))
+        source["label"] = measured["source"]
+        return measured["value"]
 
-def _estimates(cfg: CompressConfig, net, data, teacher, share: float) -> dict:
-    """Expected seconds of the long phases, from timed training steps of the dense model on this machine."""
-    step = seconds_per_step(net, data.train)
-    tune_step = share * step + (seconds_per_step(net, data.train, teacher) - step if teacher is not None else 0.0)
-    est = {"seconds_per_dense_step": round(step, 4), "fine_tuning": cfg.epochs * len(data.train) * tune_step}
-    if cfg.method == "ecc":
-        iters, steps = cfg.ecc.rounds(len(data.train))
-        rankings = (iters // cfg.ecc.strength_every + 2) * cfg.ecc.strength_batches
-        est["admm"] = (iters * steps + rankings) * step
-    elif cfg.method == "halp":
-        est["halp"] = cfg.halp.steps * (cfg.halp.tune_steps + cfg.halp.criterion_batches) * step
-    return {k: round(v, 1) if k != "seconds_per_dense_step" else v for k, v in est.items()}
-
-
-def _say_estimates(say: Say, est: dict) -> None:
-    phases = ", ".join(f"{k.replace('_', '-')} ≈ {_duration(v)}" for k, v in est.items() if k != "seconds_per_dense_step")
-    say(f"estimated time: {phases} (from timed training steps of the dense model on this machine)")
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    with timed(timings, "closed_loop"):
+        loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
+                                 say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
+    return removed[id(loop.result)], loop
 
 
 def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SILENT) -> dict:
@@ -291,58 +279,53 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
     criterion = _criterion(cfg)
     timings: dict = {}
     cfg = dataclasses.replace(cfg, ecc=dataclasses.replace(
-        cfg.ecc, epochs=cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)))
+        cfg.ecc, epochs=cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3),
+        round_to=cfg.ecc.round_to or cfg.round_to))
     data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
     net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
     space = build_layer_space(net, shape)
     device = open_device(cfg.device)
-    with _timed(timings, "cost_model"):
+    with timed(timings, "cost_model"):
         cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
     dense_cost = float(cost_model.predict([{}])[0])
     removable = floor_layers(net, space, cfg.joint) if cfg.method == "joint" else []
     budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
                             float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
-    with _timed(timings, "dense_evaluation"):
+    with timed(timings, "dense_evaluation"):
         dense_acc = evaluate(net, data.val)["accuracy"]
     say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
         f"{budget.value:.4g} {budget.unit}")
     distill = cfg.distill if cfg.distill is not None else cfg.weights is not None
     teacher = copy.deepcopy(net).eval() if distill else None
-    estimates = _estimates(cfg, net, data, teacher, budget.value / dense_cost)
-    _say_estimates(say, estimates)
+    estimates = estimate_phases(cfg, net, data, teacher, budget.value / dense_cost)
+    say_estimates(say, estimates)
     work = copy.deepcopy(net)
-    with _timed(timings, "selection"):
-        result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say, reporter)
-
-    source, removed = {}, {}
-
-    def measure_selection(selected, state) -> float:
-        candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
-        recalibrate_bn(candidate, data.train)
-        removed[id(selected)] = candidate
-        measured = _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))
-        source["label"] = measured["source"]
-        return measured["value"]
-
-    with _timed(timings, "closed_loop"):
-        loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
-                                 say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
+    out = Path(cfg.out)
+    digest = config_digest(cfg)
+    resumed = load_selection(out, digest)
+    if resumed is not None:
+        selected, loop, saved = resumed
+        timings.update({k: v for k, v in saved.items() if k in ("selection", "closed_loop")})
+        say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
+    else:
+        selected, loop = _select_and_correct(cfg, device, meta, work, space, cost_model, budget, data, criterion,
+                                             shape, say, reporter, timings)
+        save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
         f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)"
         f"{' distilled from the dense model' if teacher is not None else ''}")
-    with _timed(timings, "fine_tuning"):
-        pruned, kept, steps = _remove_and_tune(cfg, work, removed[id(result)], space, result, data, teacher,
-                                               criterion, say, reporter)
-    out = Path(cfg.out)
+    with timed(timings, "fine_tuning"):
+        pruned, kept, steps = _remove_and_tune(cfg, work, selected, space, result, data, teacher, criterion,
+                                               say, reporter)
     comp_acc = evaluate(pruned, data.val)["accuracy"]
-    with _timed(timings, "export"):
+    with timed(timings, "export"):
         onnx_path = out / "model.onnx"
         parity = export_onnx(pruned, shape, onnx_path, data.val)
         dense_onnx = out / "dense.onnx"
         export_onnx(net, shape, dense_onnx)
     ref_ms = meta.get("reference_ms")
-    with _timed(timings, "final_measurement"):
+    with timed(timings, "final_measurement"):
         measured = _measure(device, onnx_path.read_bytes(), cfg, ref_ms)
         dense_measured = _measure(device, dense_onnx.read_bytes(), cfg, ref_ms)
     comparable = measured["drift_corrected"] or measured["value"]
@@ -374,7 +357,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
         "measurements": {"compressed": measured, "dense": dense_measured},
         "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
                      "batch_size": cfg.batch_size, "admm_epochs": cfg.ecc.epochs if cfg.method == "ecc" else None},
-        "estimates_s": estimates, "timings_s": timings,
+        "estimates_s": estimates, "timings_s": timings, "resumed_selection": resumed is not None,
         "parity": parity.to_dict(), "data": data.name,
         "artifacts": {"model_dir": str(out), "onnx": str(onnx_path)},
     }

@@ -60,3 +60,25 @@ def test_infeasible_budget_says_the_floor(workspace):
                    "--method", "uniform", "--epochs", "0", "--out", tmp / "x", "--json", env=env, check=False)
     assert proc.returncode == 1
     assert "below the floor" in json.loads(proc.stdout)["error"]
+
+
+def test_rerun_resumes_after_the_saved_selection_and_reports_outcomes(workspace):
+    first, out = _compress(workspace, "uniform", "--no-distill")
+    again, _ = _compress(workspace, "uniform", "--no-distill")
+    assert first["resumed_selection"] is False and again["resumed_selection"] is True
+    assert again["compressed"]["widths"] == first["compressed"]["widths"]
+    assert again["closed_loop"]["rounds"] == first["closed_loop"]["rounds"]
+    changed, _ = _compress(workspace, "uniform", "--no-distill", "--lr", "0.02")  # other settings: selected anew
+    assert changed["resumed_selection"] is False
+    for s in (first, changed):
+        assert s["accuracy_change"] == pytest.approx(s["compressed"]["accuracy"] - s["dense"]["accuracy"])
+        assert isinstance(s["warnings"], list) and s["closed_loop"]["stopped"]
+        assert s["training"]["distilled"] is False and set(s["timings_s"]) >= {"selection", "fine_tuning"}
+    assert changed["training"]["lr"] == 0.02
+
+
+def test_halp_compresses_within_the_predicted_budget(workspace):
+    s, _ = _compress(workspace, "halp", "--halp-steps", "2")
+    assert s["method"] == "halp" and s["training"]["distilled"] is True
+    assert s["closed_loop"]["rounds"][0]["predicted"] <= s["budget_abs"] + 1e-12
+    assert s["compressed"]["macs"] < s["dense"]["macs"]
