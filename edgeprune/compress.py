@@ -71,7 +71,7 @@ class CompressConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float | None = None  # None: a tenth of the epochs, at most one
     data_limit: int | None = None
-    admm_epochs: float | None = None  # ecc's ADMM training budget; None: ADMM_SHARE × epochs
+    admm_epochs: float | None = None  # ecc's ADMM / halp's between-step training budget; None: ADMM_SHARE × epochs
     ecc: EccSettings = field(default_factory=EccSettings)
     halp: HalpSettings = field(default_factory=HalpSettings)
     joint: JointSettings = field(default_factory=JointSettings)
@@ -278,9 +278,10 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
         raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
     criterion = _criterion(cfg)
     timings: dict = {}
-    cfg = dataclasses.replace(cfg, ecc=dataclasses.replace(
-        cfg.ecc, epochs=cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3),
-        round_to=cfg.ecc.round_to or cfg.round_to))
+    prune_epochs = cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)
+    cfg = dataclasses.replace(cfg, ecc=dataclasses.replace(cfg.ecc, epochs=prune_epochs,
+                                                           round_to=cfg.ecc.round_to or cfg.round_to),
+                              halp=dataclasses.replace(cfg.halp, epochs=prune_epochs))
     data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
     net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
     space = build_layer_space(net, shape)
@@ -356,7 +357,8 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
         "prediction_error": comparable / result.predicted_cost - 1,
         "measurements": {"compressed": measured, "dense": dense_measured},
         "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
-                     "batch_size": cfg.batch_size, "admm_epochs": cfg.ecc.epochs if cfg.method == "ecc" else None},
+                     "batch_size": cfg.batch_size,
+                     "pruning_epochs": prune_epochs if cfg.method in ("ecc", "halp") else None},
         "estimates_s": estimates, "timings_s": timings, "resumed_selection": resumed is not None,
         "parity": parity.to_dict(), "data": data.name,
         "artifacts": {"model_dir": str(out), "onnx": str(onnx_path)},

@@ -27,7 +27,8 @@ def estimate_phases(cfg, net, data, teacher, share: float) -> dict:
         rankings = (iters // cfg.ecc.strength_every + 2) * cfg.ecc.strength_batches
         est["admm"] = (iters * steps + rankings) * step
     elif cfg.method == "halp":
-        est["halp"] = cfg.halp.steps * (cfg.halp.tune_steps + cfg.halp.criterion_batches) * step
+        tune = (cfg.halp.steps - 1) * cfg.halp.steps_between(len(data.train))
+        est["halp"] = (tune + cfg.halp.steps * cfg.halp.criterion_batches) * step
     return {k: round(v, 1) if k != "seconds_per_dense_step" else v for k, v in est.items()}
 
 

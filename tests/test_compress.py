@@ -78,7 +78,7 @@ def test_rerun_resumes_after_the_saved_selection_and_reports_outcomes(workspace)
 
 
 def test_halp_compresses_within_the_predicted_budget(workspace):
-    s, _ = _compress(workspace, "halp", "--halp-steps", "2")
+    s, _ = _compress(workspace, "halp", "--halp-steps", "2", "--correction-rounds", "1")
     assert s["method"] == "halp" and s["training"]["distilled"] is True
     assert s["closed_loop"]["rounds"][0]["predicted"] <= s["budget_abs"] + 1e-12
     assert s["compressed"]["macs"] < s["dense"]["macs"]

@@ -36,9 +36,10 @@ def compress_command(model: str = ModelOpt,
                      weight_decay: float = typer.Option(CompressConfig.weight_decay, "--weight-decay", min=0.0),
                      warmup_epochs: float = typer.Option(None, "--warmup-epochs", help="Linear warm-up (default: "
                                                          "a tenth of --epochs, at most 1)."),
-                     admm_epochs: float = typer.Option(None, "--admm-epochs", help="ecc: ADMM training budget in "
-                                                       f"epochs (default: {ADMM_SHARE:g} × --epochs, at least 60 "
-                                                       "steps)."),
+                     admm_epochs: float = typer.Option(None, "--admm-epochs", help="Training budget of the pruning "
+                                                       "phase in epochs: ecc's ADMM (at least 60 steps), halp's "
+                                                       f"short-tunes between steps (default: {ADMM_SHARE:g} × "
+                                                       "--epochs)."),
                      halp_steps: int = typer.Option(HalpSettings.steps, "--halp-steps", min=1,
                                                     help="halp: knapsack pruning steps, short-tuned in between."),
                      data_limit: int = typer.Option(None, "--data-limit", help="Use at most N samples per split."),

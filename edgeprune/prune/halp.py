@@ -22,23 +22,33 @@ from edgeprune.train.batchnorm import recalibrate_bn
 CostBatch = Callable[[Sequence[dict[str, int]]], np.ndarray]
 
 _BINS = 2000  # resolution of the knapsack's cost axis
+MIN_TUNE_STEPS = 20
 _FIT_TRIES = 6  # bisection steps towards the least saving whose real predicted cost meets the target
 
 
 @dataclass
 class HalpSettings:
-    """``steps`` pruning steps from dense to the budget, ``tune_steps`` SGD steps after every step but the last."""
+    """``steps`` pruning steps from dense to the budget, with SGD steps after every step but the last: ``epochs``
+    passes over the training data in all (at least ``MIN_TUNE_STEPS``), or ``tune_steps`` after each if given."""
 
     steps: int = 4
-    tune_steps: int = 100
+    epochs: float = 0.5
+    tune_steps: int | None = None
     lr: float = 0.01
     min_keep: float = 0.2  # as ecc: no group keeps less than this share of its dense width
     criterion_batches: int = 8
     round_to: int | None = None
 
     def __post_init__(self):
-        if self.steps < 1 or self.tune_steps < 0 or not 0 <= self.min_keep < 1:
-            raise ValueError(f"halp needs steps >= 1, tune_steps >= 0 and 0 <= min_keep < 1, got {self}")
+        if self.steps < 1 or (self.tune_steps or 0) < 0 or not self.epochs >= 0 or not 0 <= self.min_keep < 1:
+            raise ValueError(f"halp needs steps >= 1, tune_steps >= 0, epochs >= 0 and 0 <= min_keep < 1, got {self}")
+
+    def steps_between(self, steps_per_epoch: int) -> int:
+        """SGD steps after each pruning step but the last, for a loader of ``steps_per_epoch`` batches."""
+        if self.tune_steps is not None:
+            return self.tune_steps
+        gaps = max(1, self.steps - 1)
+        return max(MIN_TUNE_STEPS, round(self.epochs * steps_per_epoch)) // gaps
 
 
 def knapsack(values: list[np.ndarray], savings: list[np.ndarray], need: float) -> list[int]:
@@ -144,7 +154,8 @@ def prune_halp(model: nn.Module, space: LayerSpace, cost_batch: CostBatch, budge
         current, history = copy.deepcopy(start[1]), list(start[0].history)
     first = cost_fn(widths)
     cost = first
-    reporter.start("HALP", settings.steps * (1 + settings.tune_steps))
+    tune_steps = settings.steps_between(len(data.train))
+    reporter.start("HALP", settings.steps + (settings.steps - 1) * tune_steps)
     for step in range(1, settings.steps + 1):
         target = first - (first - budget_abs) * step / settings.steps
         importance = channel_importance(current, space, "taylor", data, settings.criterion_batches)
@@ -157,9 +168,9 @@ def prune_halp(model: nn.Module, space: LayerSpace, cost_batch: CostBatch, budge
             widths.update(shrink)
             recalibrate_bn(current, data.train)
         reporter.advance()
-        if step < settings.steps and settings.tune_steps:
-            short_tune(current, take_batches(data.train, settings.tune_steps), settings.lr)
-            reporter.advance(settings.tune_steps)
+        if step < settings.steps and tune_steps:
+            short_tune(current, take_batches(data.train, tune_steps), settings.lr)
+            reporter.advance(tune_steps)
         record = {"step": len(history) + 1, "target": target, "predicted_cost": cost, "widths": dict(widths)}
         history.append(record)
         if progress is not None:
