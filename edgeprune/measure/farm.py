@@ -72,7 +72,7 @@ class FarmDevice:
         self._queue = farm.queue_name(self.class_id)
         self._blob_ttl = blob_ttl_s or blobs.DEFAULT_BLOB_TTL_S
         self.no_worker_timeout_s, self.job_timeout_s = no_worker_timeout_s, job_timeout_s
-        self._report, self._report_every = report, report_every_s
+        self.report, self._report_every = report, report_every_s
         self._lock, self._local = threading.Lock(), threading.local()
         self._last_report, self._last_line, self._last_alive = 0.0, "", time.monotonic()
         self.done = self.requeued = 0
@@ -195,6 +195,6 @@ class FarmDevice:
         s = self.status()
         line = (f"farm {self.name}: {s['workers_alive']} worker(s) alive · queued {s['queued']} · "
                 f"running {s['running']} · done {s['done']}")
-        if self._report and line != self._last_line:
+        if self.report and line != self._last_line:
             self._last_line = line
-            self._report(line)
+            self.report(line)
