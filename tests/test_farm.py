@@ -81,6 +81,7 @@ def test_farm_calibrates_through_a_killed_worker_and_a_late_join(broker, workers
     assert any("worker(s) alive" in line and "queued" in line and "running" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_two_hosts_calibrate_the_same_class_at_once_and_share_every_point(broker, workers, tmp_path):
     url, client = broker
     _start(["w1", "w2", "w3"], url, workers, tmp_path, client)
@@ -101,3 +102,34 @@ def test_two_hosts_calibrate_the_same_class_at_once_and_share_every_point(broker
     assert dict(a) == dict(b)  # each point's one measurement, stored by both hosts
     assert sorted(attempts(client).values()) == [1] * len(a)  # no point measured twice
     assert "worker(s) alive" in outs["host-a"][1] + outs["host-b"][1]  # progress on stderr
+
+
+@pytest.mark.slow
+def test_calibrate_resumes_after_the_host_is_killed_without_measuring_a_point_twice(broker, workers, tmp_path):
+    url, client = broker
+    _start(["w1", "w2"], url, workers, tmp_path, client)
+    run_cli("device", "add", "lab", "--broker", url)
+    args = [sys.executable, "-m", "edgeprune.cli.main", "calibrate", "--device", "lab", "--model", "demo_cnn",
+            "--points", "8", "--network-variants", "3", "--warmup", "1", "--min-repeats", "3",
+            "--min-duration", "0.2", "--table", str(tmp_path / "t.sqlite"), "--json"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # kill the host while jobs it sent are still queued in the broker and some are done
+    wait_for(lambda: len(attempts(client)) >= 3 and client.llen(_queue(client)) > 0, "jobs in flight",
+             {**workers, "host": first}, tmp_path)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    sent_before = len(list(client.scan_iter(match="edgeprune:farm:job:*")))
+    summary = json.loads(run_cli(*args[3:]).stdout)
+    rows = table_results(tmp_path / "t.sqlite")
+    assert summary["points_measured"] + summary["points_skipped"] == summary["points_planned"]
+    assert len(rows) == len({k for k, _ in rows}) == summary["points_planned"] + 3
+    tries = attempts(client)
+    assert sorted(tries.values()) == [1] * len(rows)  # the killed host's jobs were picked up, not redone
+    assert sent_before > 0 and len(tries) == len(rows)
+
+
+def _queue(client):
+    from edgeprune_agent.farm import queue_name
+
+    (class_id,) = {b["hardware_class"] for b in beats(client).values()}
+    return queue_name(class_id)
