@@ -28,8 +28,7 @@ def put_blob(client, data: bytes, ttl_s: float = DEFAULT_BLOB_TTL_S) -> str:
         raise ValueError("refusing to store an empty blob")
     sha = hashlib.sha256(data).hexdigest()
     key, ttl_ms = blob_key(sha), int(ttl_s * 1000)
-    if not client.set(key, data, px=ttl_ms, nx=True):
-        client.pexpire(key, ttl_ms)
+    client.pipeline(transaction=False).set(key, data, px=ttl_ms, nx=True).pexpire(key, ttl_ms).execute()
     return sha
 
 

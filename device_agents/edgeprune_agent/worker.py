@@ -46,7 +46,7 @@ class WorkerContext:
     busy: Optional[Dict[str, Any]] = None
     jobs_done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    on_change: Optional[Callable[[], None]] = None  # beats at once, so hosts see running jobs without delay
+    on_change: Optional[Callable[[], None]] = None  # wakes the heartbeat, so hosts see running jobs at once
 
     @contextmanager
     def running(self, task_id: str, delivery_tag: Optional[str]) -> Iterator[None]:
@@ -62,13 +62,8 @@ class WorkerContext:
             self._changed()
 
     def _changed(self) -> None:
-        from redis.exceptions import RedisError
-
-        try:
-            if self.on_change is not None:
-                self.on_change()
-        except RedisError:  # the periodic beat retries
-            pass
+        if self.on_change is not None:
+            self.on_change()
 
 
 def run_measurement(model_bytes: bytes, params: Dict[str, Any], ctx: WorkerContext) -> Dict[str, Any]:
@@ -95,10 +90,11 @@ def job_params(runtime: str, settings: Dict[str, Any], profile: bool) -> Dict[st
 def measure_job(ctx: WorkerContext, task_id: str, delivery_tag: Optional[str], blob: str, runtime: str,
                 settings: Dict[str, Any], profile: bool = False) -> Dict[str, Any]:
     """Run one farm job; refusals (bad model, settings, missing blob) come back as an 'error' result."""
+    started = time.perf_counter()
     with ctx.running(task_id, delivery_tag):
         attempts_key = f"{PREFIX}attempts:{task_id}"
-        attempt = ctx.client.incr(attempts_key)
-        ctx.client.expire(attempts_key, RESULT_TTL_S)
+        attempt, _ = ctx.client.pipeline(transaction=False).incr(attempts_key).expire(
+            attempts_key, RESULT_TTL_S).execute()
         farm = {"worker": ctx.name, "hardware_class": ctx.class_id, "attempt": attempt}
         try:
             if runtime != ctx.runtime:
@@ -106,7 +102,7 @@ def measure_job(ctx: WorkerContext, task_id: str, delivery_tag: Optional[str], b
             result = run_measurement(get_blob(ctx.client, blob), job_params(runtime, settings, profile), ctx)
         except (AgentError, ValueError) as exc:
             return {"error": {"type": type(exc).__name__, "detail": str(exc)}, "farm": farm}
-        result["farm"] = farm
+        result["farm"] = {**farm, "job_s": time.perf_counter() - started}  # job_s - wall_s: the worker's overhead
         return result
 
 
@@ -115,7 +111,8 @@ class Heartbeats(threading.Thread):
 
     def __init__(self, ctx: WorkerContext, interval_s: float):
         super().__init__(name="farm-heartbeat", daemon=True)
-        self.ctx, self.interval_s, self.stopped = ctx, interval_s, threading.Event()
+        self.ctx, self.interval_s = ctx, interval_s
+        self.stopped, self.changed = threading.Event(), threading.Event()
         self.started_at = time.time()
 
     def beat(self) -> None:
@@ -123,15 +120,25 @@ class Heartbeats(threading.Thread):
             busy, done = dict(self.ctx.busy or {}), self.ctx.jobs_done
         state = {"hostname": socket.gethostname(), "pid": os.getpid(), "runtime": self.ctx.runtime,
                  "started": self.started_at, "busy": busy.get("task_id"), "jobs_done": done}
-        heartbeat(self.ctx.client, self.ctx.class_id, self.ctx.name, state, ttl_s=3 * self.interval_s)
+        pipe = self.ctx.client.pipeline(transaction=False)
+        heartbeat(pipe, self.ctx.class_id, self.ctx.name, state, ttl_s=3 * self.interval_s)
         if busy.get("delivery_tag"):
             # kombu redelivers unacked messages older than the visibility timeout: a live worker's job stays fresh
-            self.ctx.client.zadd("unacked_index", {busy["delivery_tag"]: time.time()}, xx=True)
+            pipe.zadd("unacked_index", {busy["delivery_tag"]: time.time()}, xx=True)
+        pipe.execute()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.changed.set()
 
     def run(self) -> None:
         from redis.exceptions import RedisError
 
-        while not self.stopped.wait(self.interval_s):
+        while not self.stopped.is_set():
+            self.changed.wait(self.interval_s)
+            self.changed.clear()
+            if self.stopped.is_set():
+                return
             try:
                 self.beat()
             except RedisError as exc:  # the broker went away for a moment: the next beat retries
@@ -173,7 +180,7 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
         return measure_job(ctx, self.request.id, (self.request.properties or {}).get("delivery_tag"), blob, runtime, settings, profile)
 
     beats = Heartbeats(ctx, interval_s=args.visibility_timeout / 4)
-    ctx.on_change = beats.beat
+    ctx.on_change = beats.changed.set
     beats.beat()
     beats.start()
     print(f"edgeprune-agent worker {name}: hardware class {class_id}, queue {queue_name(class_id)}, "
@@ -183,7 +190,7 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
                          "-n", f"{name}@%h", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
                          "--without-heartbeat"])
     finally:
-        beats.stopped.set()
+        beats.stop()
         client.delete(worker_key(class_id, name))
         if sensor is not None:
             sensor.close()

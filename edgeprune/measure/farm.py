@@ -114,8 +114,7 @@ class FarmDevice:
         blob = self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
         kwargs = {"blob": blob, "runtime": runtime, "settings": settings.as_kwargs(), "profile": profile}
         for attempt in range(2):
-            self._send_once(task_id, kwargs)
-            meta = self._wait(task_id)
+            meta = self._run(task_id, kwargs)
             result = meta.get("result")
             if meta.get("status") == "SUCCESS" and isinstance(result, dict) and "error" not in result:
                 with self._lock:
@@ -133,20 +132,29 @@ class FarmDevice:
             raise MeasurementRejected(f"farm {self.name!r} refused the job ({detail})")
         raise AssertionError("unreachable")
 
-    def _send_once(self, task_id: str, kwargs: dict) -> None:
-        """Publish the job unless this id was already published (by anyone) and its result is not gone."""
-        claim = JOB_PREFIX + task_id
-        while True:
-            if self._call(self._client.set, claim, "sending", nx=True, ex=60):
-                self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
-                           queue=self._queue)
-                self._call(self._client.set, claim, "sent", ex=self._farm.RESULT_TTL_S)
-                return
-            state = self._call(self._client.get, claim)
-            if state == b"sent":
-                return
-            # another host is publishing it right now (or died doing so: the claim expires in 60 s)
-            time.sleep(0.05)
+    def _run(self, task_id: str, kwargs: dict) -> dict:
+        """The task's result meta: from the backend if present, else after publishing it (once, by anyone)."""
+        key, claim = self._farm.result_key(task_id), JOB_PREFIX + task_id
+        pubsub = self._pubsub()
+        self._call(pubsub.subscribe, key)  # before publishing, so the backend's publish cannot be missed
+        try:
+            while True:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.set(claim, "sending", nx=True, ex=60).get(claim).get(key)
+                claimed, state, raw = self._call(pipe.execute)
+                if raw is not None:
+                    return json.loads(raw)
+                if claimed:
+                    self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
+                               queue=self._queue)
+                    self._call(self._client.set, claim, "sent", ex=self._farm.RESULT_TTL_S)
+                    break
+                if state == b"sent":  # another host or an earlier run of this one sent it: wait for its result
+                    break
+                time.sleep(0.05)  # another host is publishing it right now (or died doing so: the claim expires)
+            return self._wait(pubsub, key, task_id)
+        finally:
+            self._call(pubsub.unsubscribe, key)
 
     def _forget(self, task_id: str) -> None:
         self._call(self._client.delete, JOB_PREFIX + task_id, self._farm.result_key(task_id))
@@ -157,23 +165,19 @@ class FarmDevice:
             self._local.pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         return self._local.pubsub
 
-    def _wait(self, task_id: str) -> dict:
-        """Block until the task's result is in the backend (woken by the backend's publish)."""
-        key = self._farm.result_key(task_id)
-        pubsub, started = self._pubsub(), time.monotonic()
-        self._call(pubsub.subscribe, key)
-        try:
-            while True:
+    def _wait(self, pubsub, key: str, task_id: str) -> dict:
+        """Block until the backend publishes the task's result; look in the backend itself every second."""
+        started = time.monotonic()
+        while True:
+            message = self._call(pubsub.get_message, timeout=1.0)
+            if message is not None and message["channel"].decode() == key:
+                return json.loads(message["data"])
+            if message is None:
                 raw = self._call(self._client.get, key)
                 if raw is not None:
                     return json.loads(raw)
-                message = self._call(pubsub.get_message, timeout=1.0)
-                if message is not None and message["channel"].decode() == key:
-                    return json.loads(message["data"])
-                self._maybe_report()
-                self._check_progress(task_id, started)
-        finally:
-            self._call(pubsub.unsubscribe, key)
+            self._maybe_report()
+            self._check_progress(task_id, started)
 
     def _check_progress(self, task_id: str, started: float) -> None:
         """Give up (resumably) when no worker has been alive for too long or one job takes far too long."""
