@@ -1,12 +1,12 @@
 """Farm pieces against a real redis-server: blobs, JSON-only workers, broker passwords, the optional extra."""
 import subprocess
 import sys
-import time
+from importlib.resources import files
 
 import pytest
 import redis
 
-from conftest import run_cli
+from conftest import free_port, run_cli
 from farm_testlib import beats, start_redis, start_worker, stop, wait_for
 from edgeprune.measure.devices import MeasurementRejected
 from edgeprune.measure.registry import DeviceConfigError, add_farm_device, open_device
@@ -106,3 +106,52 @@ def test_the_agent_needs_celery_only_for_the_worker():
     code = ("import sys, edgeprune_agent.cli as c, edgeprune.measure.registry; c._build_parser(); "
             "assert not {'celery', 'redis', 'kombu'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _tls_files(tmp_path):
+    """A private CA and a server certificate for 127.0.0.1, made with openssl."""
+    ca_key, ca, key, csr, cert = (tmp_path / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
+    ext = tmp_path / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    for cmd in (["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "1",
+                 "-subj", "/CN=farm-test-ca"],
+                ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+                 "-days", "1", "-extfile", ext]):
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True, timeout=60)
+    return ca, key, cert
+
+
+def test_a_worker_and_a_host_talk_over_rediss_with_a_private_ca(tmp_path):
+    ca, key, cert = _tls_files(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path), "--tls-cert-file", str(cert),
+                             "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+    procs = {}
+    try:
+        client = redis.Redis.from_url(url)
+        wait_for(lambda: _pings(client), "the TLS-only redis-server", procs, tmp_path)
+        with pytest.raises(redis.ConnectionError):  # no clear text on that port
+            redis.Redis(port=port, socket_connect_timeout=5, socket_timeout=5).ping()
+        procs["w1"] = start_worker(url, "w1", tmp_path)
+        wait_for(lambda: beats(client).get("w1"), "w1 to beat over TLS", procs, tmp_path)
+        add_farm_device("lab", url)
+        device = open_device("lab")
+        device.report = None
+        model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
+        result = device.measure(model, "onnxruntime", MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01))
+        assert result["farm"]["worker"] == "w1" and result["latency_ms"]["median"] > 0
+    finally:
+        stop(procs)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
