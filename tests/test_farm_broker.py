@@ -1,4 +1,6 @@
 """Farm pieces against a real redis-server: blobs, JSON-only workers, broker passwords, the optional extra."""
+import hashlib
+import json
 import subprocess
 import sys
 from importlib.resources import files
@@ -61,6 +63,12 @@ def test_worker_refuses_pickled_messages_and_bad_models(broker, tmp_path):
         assert client.get("edgeprune:farm:attempts:pickled-job") is None  # never ran
         assert procs["w1"].poll() is None
         assert "disallowed" in (tmp_path / "w1.log").read_text().lower()
+        never_stored = hashlib.sha256(b"never stored").hexdigest()
+        make_celery(url, with_results=False).send_task(
+            TASK_NAME, kwargs={"blob": never_stored, "runtime": "onnxruntime",
+                               "settings": MeasureSettings().as_kwargs()}, task_id="no-blob", queue=queue_name(class_id))
+        meta = wait_for(lambda: client.get(result_key("no-blob")), "the no-blob result", procs, tmp_path)
+        assert json.loads(meta)["result"]["error"]["type"] == "BlobMissing"
     finally:
         stop(procs)
 

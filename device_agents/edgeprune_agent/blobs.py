@@ -22,19 +22,31 @@ def blob_key(sha256: str) -> str:
     return BLOB_PREFIX + sha256
 
 
-def put_blob(client, data: bytes, ttl_s: float = DEFAULT_BLOB_TTL_S) -> str:
-    """Store data once (an existing copy only gets its TTL renewed); returns its SHA-256."""
+def stage_blob(pipe, data: bytes, ttl_s: float = DEFAULT_BLOB_TTL_S) -> str:
+    """Queue on a pipeline: store data once (an existing copy only gets its TTL renewed); returns its SHA-256."""
     if not data:
         raise ValueError("refusing to store an empty blob")
     sha = hashlib.sha256(data).hexdigest()
     key, ttl_ms = blob_key(sha), int(ttl_s * 1000)
-    client.pipeline(transaction=False).set(key, data, px=ttl_ms, nx=True).pexpire(key, ttl_ms).execute()
+    pipe.set(key, data, px=ttl_ms, nx=True).pexpire(key, ttl_ms)
+    return sha
+
+
+def put_blob(client, data: bytes, ttl_s: float = DEFAULT_BLOB_TTL_S) -> str:
+    """Store data once, now; returns its SHA-256."""
+    pipe = client.pipeline(transaction=False)
+    sha = stage_blob(pipe, data, ttl_s)
+    pipe.execute()
     return sha
 
 
 def get_blob(client, sha256: str) -> bytes:
     """The blob's bytes, checked against their address."""
-    data = client.get(blob_key(sha256))
+    return check_blob(sha256, client.get(blob_key(sha256)))
+
+
+def check_blob(sha256: str, data) -> bytes:
+    """Fetched bytes if they are the blob at this address; BlobMissing when absent or corrupt."""
     if data is None:
         raise BlobMissing(f"model blob {sha256[:12]}… is not in the broker (expired after its TTL?)")
     if hashlib.sha256(data).hexdigest() != sha256:

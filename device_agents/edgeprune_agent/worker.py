@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from .blobs import get_blob
+from .blobs import blob_key, check_blob
 from .errors import AgentError
 from .farm import (DEFAULT_VISIBILITY_S, PREFIX, RESULT_TTL_S, TASK_NAME, FarmError, broker_url, hardware_class,
                    heartbeat, info_key, make_celery, queue_name, redacted, redis_client, worker_key)
@@ -93,13 +93,16 @@ def measure_job(ctx: WorkerContext, task_id: str, delivery_tag: Optional[str], b
     started = time.perf_counter()
     with ctx.running(task_id, delivery_tag):
         attempts_key = f"{PREFIX}attempts:{task_id}"
-        attempt, _ = ctx.client.pipeline(transaction=False).incr(attempts_key).expire(
-            attempts_key, RESULT_TTL_S).execute()
+        try:
+            pipe = ctx.client.pipeline(transaction=False).incr(attempts_key).expire(attempts_key, RESULT_TTL_S)
+            attempt, _, data = pipe.get(blob_key(blob)).execute()
+        except ValueError as exc:  # not a SHA-256: nothing was fetched
+            return {"error": {"type": "ValueError", "detail": str(exc)}, "farm": {"worker": ctx.name}}
         farm = {"worker": ctx.name, "hardware_class": ctx.class_id, "attempt": attempt}
         try:
             if runtime != ctx.runtime:
                 raise ValueError(f"this worker serves {ctx.runtime}, not {runtime!r}")
-            result = run_measurement(get_blob(ctx.client, blob), job_params(runtime, settings, profile), ctx)
+            result = run_measurement(check_blob(blob, data), job_params(runtime, settings, profile), ctx)
         except (AgentError, ValueError) as exc:
             return {"error": {"type": type(exc).__name__, "detail": str(exc)}, "farm": farm}
         result["farm"] = {**farm, "job_s": time.perf_counter() - started}  # job_s - wall_s: the worker's overhead

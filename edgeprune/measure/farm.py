@@ -111,10 +111,9 @@ class FarmDevice:
             raise MeasurementRejected(f"farm {self.name!r} serves {self.runtime} (class {self.class_id}), "
                                       f"not {runtime}")
         task_id = job_id(self.class_id, job_key, runtime, settings, profile)
-        blob = self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
-        kwargs = {"blob": blob, "runtime": runtime, "settings": settings.as_kwargs(), "profile": profile}
+        kwargs = {"runtime": runtime, "settings": settings.as_kwargs(), "profile": profile}
         for attempt in range(2):
-            meta = self._run(task_id, kwargs)
+            meta = self._run(task_id, kwargs, model_bytes)
             result = meta.get("result")
             if meta.get("status") == "SUCCESS" and isinstance(result, dict) and "error" not in result:
                 with self._lock:
@@ -125,14 +124,13 @@ class FarmDevice:
             self._forget(task_id)  # a refused job is sent afresh next time, not answered from the cache
             error = result.get("error") if isinstance(result, dict) else None
             if error and error.get("type") == "BlobMissing" and attempt == 0:
-                self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
-                continue
+                continue  # the blob expired before a worker got to it: store it again and resend
             detail = f"{error['type']}: {error['detail']}" if error else \
                 f"{meta.get('status')}: {(result or {}).get('exc_type')}: {(result or {}).get('exc_message')}"
             raise MeasurementRejected(f"farm {self.name!r} refused the job ({detail})")
         raise AssertionError("unreachable")
 
-    def _run(self, task_id: str, kwargs: dict) -> dict:
+    def _run(self, task_id: str, kwargs: dict, model_bytes: bytes) -> dict:
         """The task's result meta: from the backend if present, else after publishing it (once, by anyone)."""
         key, claim = self._farm.result_key(task_id), JOB_PREFIX + task_id
         pubsub = self._pubsub()
@@ -140,8 +138,9 @@ class FarmDevice:
         try:
             while True:
                 pipe = self._client.pipeline(transaction=False)
+                kwargs["blob"] = self._blobs.stage_blob(pipe, model_bytes, self._blob_ttl)
                 pipe.set(claim, "sending", nx=True, ex=60).get(claim).get(key)
-                claimed, state, raw = self._call(pipe.execute)
+                *_, claimed, state, raw = self._call(pipe.execute)
                 if raw is not None:
                     return json.loads(raw)
                 if claimed:
