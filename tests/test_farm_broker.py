@@ -163,3 +163,27 @@ def _pings(client) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+def test_verify_and_device_check_work_unchanged_on_a_farm(broker, tmp_path):
+    from edgeprune.export.onnx_parity import export_onnx
+    from edgeprune.models import build_model
+    from edgeprune.verify import verify
+    from helpers_export import save_dir
+
+    url, client = broker
+    procs = {"w1": start_worker(url, "w1", tmp_path)}
+    try:
+        wait_for(lambda: beats(client).get("w1"), "w1 to beat", procs, tmp_path)
+        run_cli("device", "add", "lab", "--broker", url)
+        check = json.loads(run_cli("device", "check", "lab", "--json").stdout)
+        assert check["info"]["farm"]["workers_alive"] == 1 and check["info"]["fingerprint_id"]
+        net, shape = build_model("demo_cnn")
+        path = save_dir(tmp_path / "art", net, shape) / "model.onnx"
+        export_onnx(net, shape, path)
+        r = verify("lab", path, "10s", "latency",
+                   settings=MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01, reference=False))
+        assert r["within_budget"] is True and r["measured"] > 0
+        assert {"conv1", "conv2", "conv3", "linear"} <= {row["layer"] for row in r["layers"] if row["measured_ms"]}
+    finally:
+        stop(procs)
