@@ -187,3 +187,30 @@ def test_verify_and_device_check_work_unchanged_on_a_farm(broker, tmp_path):
         assert {"conv1", "conv2", "conv3", "linear"} <= {row["layer"] for row in r["layers"] if row["measured_ms"]}
     finally:
         stop(procs)
+
+
+def test_a_job_lost_from_the_broker_is_published_again(broker, tmp_path):
+    import threading
+
+    url, client = broker
+    procs = {"w1": start_worker(url, "w1", tmp_path)}
+    try:
+        wait_for(lambda: beats(client).get("w1"), "w1 to beat", procs, tmp_path)
+        class_id = beats(client)["w1"]["hardware_class"]
+        stop(procs)  # no worker: the job waits in the queue
+        procs.clear()
+        add_farm_device("lab", url, class_id)
+        device = open_device("lab")
+        device.report = None
+        model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
+        out: dict = {}
+        host = threading.Thread(target=lambda: out.update(device.measure(
+            model, "onnxruntime", MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01), job_key="p1")))
+        host.start()
+        wait_for(lambda: client.llen(queue_name(class_id)) == 1, "the job to be queued", procs, tmp_path)
+        client.delete(queue_name(class_id))  # the broker loses it (a purge, a restart without persistence)
+        procs["w2"] = start_worker(url, "w2", tmp_path)
+        host.join(timeout=120)
+        assert out["farm"]["worker"] == "w2" and out["farm"]["attempt"] == 1
+    finally:
+        stop(procs)

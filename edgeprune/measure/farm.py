@@ -13,6 +13,7 @@ from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
 from edgeprune.measure.settings import MeasureSettings
 
 JOB_PREFIX = "edgeprune:farm:job:"
+LOST_AFTER = 3  # one-second checks in a row with nothing queued, running or unacked: a job still unanswered is lost
 
 
 def _farm():
@@ -59,7 +60,7 @@ class FarmDevice:
     keyed = True  # the fleet runner passes each point's key, so hosts and restarts share jobs
 
     def __init__(self, name: str, broker: str, hardware_class: str, password_file: str | None = None,
-                 slots: int | None = None, no_worker_timeout_s: float = 600.0, job_timeout_s: float = 3600.0,
+                 slots: int | None = None, no_worker_timeout_s: float = 600.0,
                  blob_ttl_s: float | None = None, report: Callable[[str], None] | None = _stderr,
                  report_every_s: float = 2.0):
         farm, blobs = _farm()
@@ -71,7 +72,7 @@ class FarmDevice:
         self._publisher = farm.make_celery(self._url, with_results=False)
         self._queue = farm.queue_name(self.class_id)
         self._blob_ttl = blob_ttl_s or blobs.DEFAULT_BLOB_TTL_S
-        self.no_worker_timeout_s, self.job_timeout_s = no_worker_timeout_s, job_timeout_s
+        self.no_worker_timeout_s = no_worker_timeout_s
         self.report, self._report_every = report, report_every_s
         self._lock, self._local = threading.Lock(), threading.local()
         self._last_report, self._last_line, self._last_alive = 0.0, "", time.monotonic()
@@ -102,7 +103,8 @@ class FarmDevice:
         if beats:
             self._last_alive = time.monotonic()
         return {"workers_alive": len(beats), "queued": self._call(self._client.llen, self._queue),
-                "running": sum(1 for b in beats if b.get("busy")), "done": self.done}
+                "running": sum(1 for b in beats if b.get("busy")), "done": self.done,
+                "awaiting_redelivery": self._call(self._client.hlen, "unacked")}
 
     def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False,
                 job_key: str | None = None) -> dict:
@@ -136,24 +138,34 @@ class FarmDevice:
         pubsub = self._pubsub()
         self._call(pubsub.subscribe, key)  # before publishing, so the backend's publish cannot be missed
         try:
-            while True:
-                pipe = self._client.pipeline(transaction=False)
-                kwargs["blob"] = self._blobs.stage_blob(pipe, model_bytes, self._blob_ttl)
-                pipe.set(claim, "sending", nx=True, ex=60).get(claim).get(key)
-                *_, claimed, state, raw = self._call(pipe.execute)
-                if raw is not None:
-                    return json.loads(raw)
-                if claimed:
-                    self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
-                               queue=self._queue)
-                    self._call(self._client.set, claim, "sent", ex=self._farm.RESULT_TTL_S)
-                    break
-                if state == b"sent":  # another host or an earlier run of this one sent it: wait for its result
-                    break
-                time.sleep(0.05)  # another host is publishing it right now (or died doing so: the claim expires)
-            return self._wait(pubsub, key, task_id)
+            meta = None
+            while meta is None:
+                meta = self._publish_once(task_id, kwargs, model_bytes, key, claim)
+                if meta is None:
+                    meta = self._wait(pubsub, key)
+                if meta is None:  # the job is nowhere (queue purged, broker data lost): publish it again
+                    self._call(self._client.delete, claim)
+            return meta
         finally:
             self._call(pubsub.unsubscribe, key)
+
+    def _publish_once(self, task_id: str, kwargs: dict, model_bytes: bytes, key: str, claim: str) -> dict | None:
+        """Publish the job unless someone already did; returns the result meta when it is already there."""
+        while True:
+            pipe = self._client.pipeline(transaction=False)
+            kwargs["blob"] = self._blobs.stage_blob(pipe, model_bytes, self._blob_ttl)
+            pipe.set(claim, "sending", nx=True, ex=60).get(claim).get(key)
+            *_, claimed, state, raw = self._call(pipe.execute)
+            if raw is not None:
+                return json.loads(raw)
+            if claimed:
+                self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
+                           queue=self._queue)
+                self._call(self._client.set, claim, "sent", ex=self._farm.RESULT_TTL_S)
+                return None
+            if state == b"sent":  # another host or an earlier run of this one sent it: wait for its result
+                return None
+            time.sleep(0.05)  # another host is publishing it right now (or died doing so: the claim expires)
 
     def _forget(self, task_id: str) -> None:
         self._call(self._client.delete, JOB_PREFIX + task_id, self._farm.result_key(task_id))
@@ -164,29 +176,27 @@ class FarmDevice:
             self._local.pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         return self._local.pubsub
 
-    def _wait(self, pubsub, key: str, task_id: str) -> dict:
-        """Block until the backend publishes the task's result; look in the backend itself every second."""
-        started = time.monotonic()
-        while True:
+    def _wait(self, pubsub, key: str) -> dict | None:
+        """The result meta once the backend publishes it (the backend itself is read every second); None when
+        the farm has been idle for LOST_AFTER checks in a row without producing it: the job is gone."""
+        idle = 0
+        while idle < LOST_AFTER:
             message = self._call(pubsub.get_message, timeout=1.0)
             if message is not None and message["channel"].decode() == key:
                 return json.loads(message["data"])
-            if message is None:
-                raw = self._call(self._client.get, key)
-                if raw is not None:
-                    return json.loads(raw)
+            if message is not None:
+                continue
+            raw = self._call(self._client.get, key)
+            if raw is not None:
+                return json.loads(raw)
+            s = self.status()
+            idle = idle + 1 if s["queued"] == s["running"] == s["awaiting_redelivery"] == 0 else 0
             self._maybe_report()
-            self._check_progress(task_id, started)
-
-    def _check_progress(self, task_id: str, started: float) -> None:
-        """Give up (resumably) when no worker has been alive for too long or one job takes far too long."""
-        now = time.monotonic()
-        if now - self._last_alive > self.no_worker_timeout_s:
-            raise DeviceUnavailable(f"farm {self.name!r}: no worker of class {self.class_id} alive for "
-                                    f"{self.no_worker_timeout_s:.0f} s; start one: edgeprune-agent worker --broker URL")
-        if now - started > self.job_timeout_s:
-            self._forget(task_id)
-            raise DeviceUnavailable(f"farm {self.name!r}: job {task_id} got no result in {self.job_timeout_s:.0f} s")
+            if time.monotonic() - self._last_alive > self.no_worker_timeout_s:
+                raise DeviceUnavailable(f"farm {self.name!r}: no worker of class {self.class_id} alive for "
+                                        f"{self.no_worker_timeout_s:.0f} s; start one: edgeprune-agent worker "
+                                        "--broker URL (calibrate resumes)")
+        return None
 
     def _maybe_report(self) -> None:
         """Progress line (workers alive, queued / running / done) when it changed, at most every report_every_s."""
