@@ -13,6 +13,7 @@ from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
 from edgeprune.measure.settings import MeasureSettings
 
 JOB_PREFIX = "edgeprune:farm:job:"
+SENDING_TTL_S = 15  # a host that died between claiming and publishing a job holds it this long
 LOST_AFTER = 3  # one-second checks in a row with nothing queued, running or unacked: a job still unanswered is lost
 
 
@@ -24,6 +25,12 @@ def _farm():
     except ImportError as exc:
         raise DeviceUnavailable("farm devices need Celery and redis: pip install 'edgeprune-agent[farm]'") from exc
     return farm, blobs
+
+
+def _error(meta: dict) -> dict:
+    """The worker's refusal ({type, detail}) inside a result meta, or {}."""
+    result = meta.get("result")
+    return (result.get("error") or {}) if isinstance(result, dict) else {}
 
 
 def _stderr(line: str) -> None:
@@ -40,10 +47,10 @@ def job_id(class_id: str, job_key: str | None, runtime: str, settings: MeasureSe
 
 def discover_classes(broker: str, password_file: str | None = None) -> dict[str, list[str]]:
     """Hardware classes with live workers on a broker, from their heartbeats: class id -> worker names."""
-    farm, _ = _farm()
-    client = farm.redis_client(farm.broker_url(broker, password_file))
     from redis.exceptions import RedisError
 
+    farm, _ = _farm()
+    client = farm.redis_client(farm.broker_url(broker, password_file))
     classes: dict[str, list[str]] = {}
     try:
         for beat in farm.alive_workers(client):
@@ -98,13 +105,14 @@ class FarmDevice:
         return {**json.loads(raw), "farm": self.status()}
 
     def status(self) -> dict:
-        """Workers alive, jobs queued in the broker, running on a worker, and done for this host."""
+        """Workers alive, jobs queued in the broker, running on a worker, done for this host, and messages taken
+        but not acknowledged (running, or a dead worker's waiting for redelivery)."""
         beats = self._call(self._farm.alive_workers, self._client, self.class_id)
         if beats:
             self._last_alive = time.monotonic()
         return {"workers_alive": len(beats), "queued": self._call(self._client.llen, self._queue),
                 "running": sum(1 for b in beats if b.get("busy")), "done": self.done,
-                "awaiting_redelivery": self._call(self._client.hlen, "unacked")}
+                "unacked": self._call(self._client.hlen, "unacked")}
 
     def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False,
                 job_key: str | None = None) -> dict:
@@ -114,23 +122,21 @@ class FarmDevice:
                                       f"not {runtime}")
         task_id = job_id(self.class_id, job_key, runtime, settings, profile)
         kwargs = {"runtime": runtime, "settings": settings.as_kwargs(), "profile": profile}
-        for attempt in range(2):
+        meta = self._run(task_id, kwargs, model_bytes)
+        if _error(meta).get("type") == "BlobMissing":  # expired before a worker got to it: store it, send again
+            self._forget(task_id)
             meta = self._run(task_id, kwargs, model_bytes)
-            result = meta.get("result")
-            if meta.get("status") == "SUCCESS" and isinstance(result, dict) and "error" not in result:
-                with self._lock:
-                    self.done += 1
-                    self.requeued += int(result.get("farm", {}).get("attempt", 1) > 1)
-                self._maybe_report()
-                return result
-            self._forget(task_id)  # a refused job is sent afresh next time, not answered from the cache
-            error = result.get("error") if isinstance(result, dict) else None
-            if error and error.get("type") == "BlobMissing" and attempt == 0:
-                continue  # the blob expired before a worker got to it: store it again and resend
-            detail = f"{error['type']}: {error['detail']}" if error else \
-                f"{meta.get('status')}: {(result or {}).get('exc_type')}: {(result or {}).get('exc_message')}"
-            raise MeasurementRejected(f"farm {self.name!r} refused the job ({detail})")
-        raise AssertionError("unreachable")
+        result = meta.get("result")
+        if meta.get("status") == "SUCCESS" and not _error(meta):
+            with self._lock:
+                self.done += 1
+                self.requeued += int(result.get("farm", {}).get("attempt", 1) > 1)
+            self._maybe_report()
+            return result
+        self._forget(task_id)  # a refused job is sent afresh next time, not answered from the cache
+        error = _error(meta) or {"type": meta.get("status"), "detail": f"{(result or {}).get('exc_type')}: "
+                                                                      f"{(result or {}).get('exc_message')}"}
+        raise MeasurementRejected(f"farm {self.name!r} refused the job ({error['type']}: {error['detail']})")
 
     def _run(self, task_id: str, kwargs: dict, model_bytes: bytes) -> dict:
         """The task's result meta: from the backend if present, else after publishing it (once, by anyone)."""
@@ -154,7 +160,7 @@ class FarmDevice:
         while True:
             pipe = self._client.pipeline(transaction=False)
             kwargs["blob"] = self._blobs.stage_blob(pipe, model_bytes, self._blob_ttl)
-            pipe.set(claim, "sending", nx=True, ex=60).get(claim).get(key)
+            pipe.set(claim, "sending", nx=True, ex=SENDING_TTL_S).get(claim).get(key)
             *_, claimed, state, raw = self._call(pipe.execute)
             if raw is not None:
                 return json.loads(raw)
@@ -165,7 +171,7 @@ class FarmDevice:
                 return None
             if state == b"sent":  # another host or an earlier run of this one sent it: wait for its result
                 return None
-            time.sleep(0.05)  # another host is publishing it right now (or died doing so: the claim expires)
+            time.sleep(0.05)  # another host is publishing it now (or died doing so: its claim soon expires)
 
     def _forget(self, task_id: str) -> None:
         self._call(self._client.delete, JOB_PREFIX + task_id, self._farm.result_key(task_id))
@@ -190,7 +196,7 @@ class FarmDevice:
             if raw is not None:
                 return json.loads(raw)
             s = self.status()
-            idle = idle + 1 if s["queued"] == s["running"] == s["awaiting_redelivery"] == 0 else 0
+            idle = idle + 1 if s["queued"] == s["running"] == s["unacked"] == 0 else 0
             self._maybe_report()
             if time.monotonic() - self._last_alive > self.no_worker_timeout_s:
                 raise DeviceUnavailable(f"farm {self.name!r}: no worker of class {self.class_id} alive for "
