@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import httpx
@@ -39,12 +40,14 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "devic
 
 
 def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def wait_until(condition, what: str, timeout: float = 120.0):
+    """Poll condition() until it is truthy (returned), or raise after timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -61,15 +64,18 @@ class Procs:
         self.tmp, self.procs = tmp, {}
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        """Start a child process whose stderr goes to tmp/name.log."""
         log = open(self.tmp / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=ENV)
         return self.procs[name]
 
     def worker(self, url: str, name: str) -> None:
+        """Start an `edgeprune-agent worker` (visibility timeout 3 s)."""
         self.start(name, [sys.executable, "-m", "edgeprune_agent", "worker", "--broker", url, "--name", name,
                           "--sensor", "estimate", "--visibility-timeout", "3"])
 
     def agent(self, name: str, token_file: Path) -> str:
+        """Start an HTTP agent on a free port; its URL once it answers."""
         port = free_port()
         self.start(name, [sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
                           str(token_file), "--sensor", "estimate"])
@@ -85,6 +91,7 @@ class Procs:
         return url
 
     def close(self) -> None:
+        """SIGTERM every child still running and reap it."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -96,22 +103,25 @@ class Procs:
 
 
 def beats(client) -> dict:
+    """Live worker heartbeats by worker name."""
     return {b["name"]: b for b in alive_workers(client)}
 
 
 def attempts(client) -> dict[str, int]:
+    """How many times a worker started each task id."""
     prefix = "edgeprune:farm:attempts:"
     return {k.decode()[len(prefix):]: int(client.get(k)) for k in client.scan_iter(match=prefix + "*")}
 
 
 def farm_device(url: str, client, name: str = "lab") -> FarmDevice:
+    """The farm of the one hardware class with live workers."""
     (class_id,) = {b["hardware_class"] for b in beats(client).values()}
     return FarmDevice(name, url, class_id, report=None)
 
 
 def overhead(farm: FarmDevice, agent: AgentDevice, jobs: int, settings: MeasureSettings) -> dict:
     """Round trip minus the worker's own measurement time, farm and HTTP agent interleaved (same load)."""
-    data = (Path(__import__("edgeprune_agent").__file__).parent / "data" / "reference_conv32_16x16.onnx").read_bytes()
+    data = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
     rows = {"farm": [], "http": [], "farm_in_worker": [], "wall": []}
     for i in range(jobs):
         order = [("farm", farm), ("http", agent)] if i % 2 else [("http", agent), ("farm", farm)]
@@ -136,6 +146,7 @@ def overhead(farm: FarmDevice, agent: AgentDevice, jobs: int, settings: MeasureS
 
 
 def calibrate_rate(devices, model_name: str, points: int, settings: MeasureSettings, path: Path) -> dict:
+    """Layer points per second of one calibration run."""
     model, shape = build_model(model_name)
     space = build_layer_space(model, shape)
     with LatencyTable(path) as table:
@@ -143,7 +154,8 @@ def calibrate_rate(devices, model_name: str, points: int, settings: MeasureSetti
         res = calibrate(devices, model_name, model, space, table, settings=settings, points=points,
                         network_variants=0)
         wall = time.perf_counter() - t0
-    return {"points": res.points_measured, "wall_s": round(wall, 2), "points_per_s": round(res.points_measured / wall, 3)}
+    return {"points": res.points_measured, "wall_s": round(wall, 2),
+            "points_per_s": round(res.points_measured / wall, 3)}
 
 
 def throughput(farm: FarmDevice, agents: list[AgentDevice], model_name: str, points: int,
@@ -275,6 +287,7 @@ def main() -> None:
 
 
 def _pings(client) -> bool:
+    """Whether the redis-server answers yet."""
     try:
         return bool(client.ping())
     except redis.ConnectionError:

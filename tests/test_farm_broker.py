@@ -64,9 +64,9 @@ def test_worker_refuses_pickled_messages_and_bad_models(broker, tmp_path):
         assert procs["w1"].poll() is None
         assert "disallowed" in (tmp_path / "w1.log").read_text().lower()
         never_stored = hashlib.sha256(b"never stored").hexdigest()
-        make_celery(url, with_results=False).send_task(
-            TASK_NAME, kwargs={"blob": never_stored, "runtime": "onnxruntime",
-                               "settings": MeasureSettings().as_kwargs()}, task_id="no-blob", queue=queue_name(class_id))
+        job = {"blob": never_stored, "runtime": "onnxruntime", "settings": MeasureSettings().as_kwargs()}
+        make_celery(url, with_results=False).send_task(TASK_NAME, kwargs=job, task_id="no-blob",
+                                                       queue=queue_name(class_id))
         meta = wait_for(lambda: client.get(result_key("no-blob")), "the no-blob result", procs, tmp_path)
         assert json.loads(meta)["result"]["error"]["type"] == "BlobMissing"
     finally:

@@ -180,7 +180,8 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
 
     @app.task(name=TASK_NAME, bind=True)
     def measure(self, blob: str, runtime: str, settings: Dict[str, Any], profile: bool = False):
-        return measure_job(ctx, self.request.id, (self.request.properties or {}).get("delivery_tag"), blob, runtime, settings, profile)
+        tag = (self.request.properties or {}).get("delivery_tag")  # kombu's key for the unacked message
+        return measure_job(ctx, self.request.id, tag, blob, runtime, settings, profile)
 
     beats = Heartbeats(ctx, interval_s=args.visibility_timeout / 4)
     ctx.on_change = beats.changed.set
