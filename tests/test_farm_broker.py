@@ -214,3 +214,29 @@ def test_a_job_lost_from_the_broker_is_published_again(broker, tmp_path):
         assert out["farm"]["worker"] == "w2" and out["farm"]["attempt"] == 1
     finally:
         stop(procs)
+
+
+def test_jobs_go_only_to_workers_of_the_chosen_hardware_class(broker, tmp_path):
+    url, client = broker
+    fake = tmp_path / "other-board"
+    (fake / "proc").mkdir(parents=True)
+    (fake / "proc" / "cpuinfo").write_text("model name\t: Farm Test CPU\n")
+    procs = {"here": start_worker(url, "here", tmp_path),
+             "other": start_worker(url, "other", tmp_path, "--sysfs-root", str(fake))}
+    try:
+        wait_for(lambda: {"here", "other"} <= set(beats(client)), "both workers to beat", procs, tmp_path)
+        classes = {n: b["hardware_class"] for n, b in beats(client).items()}
+        assert classes["here"] != classes["other"]
+        with pytest.raises(DeviceConfigError, match="pass --hardware-class") as refused:
+            add_farm_device("lab", url)
+        assert classes["here"] in str(refused.value) and classes["other"] in str(refused.value)
+        add_farm_device("lab", url, classes["other"])
+        device = open_device("lab")
+        device.report = None
+        assert device.info()["cpu_model"] == "Farm Test CPU"
+        model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
+        fast = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01)
+        workers = {device.measure(model, "onnxruntime", fast, job_key=f"p{i}")["farm"]["worker"] for i in range(4)}
+        assert workers == {"other"}
+    finally:
+        stop(procs)
