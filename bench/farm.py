@@ -1,6 +1,7 @@
 """Benchmark: the Celery/Redis device farm on loopback against the HTTP fleet, with a kill, a late join, two hosts.
 
-Usage: python bench/farm.py [--model demo_cnn] [--points 12] [--overhead-jobs 40] [--min-duration 0.05]
+Usage: python bench/farm.py [--model demo_cnn] [--points 12] [--throughput-points 40] [--overhead-jobs 40]
+                           [--min-duration 0.05]
 Prints a summary and writes bench/results/farm.json. Needs redis-server (apt-get install -y redis-server) and
 edgeprune-agent[farm]. Everything runs on this machine: a real redis-server, real worker and agent processes.
 """
@@ -168,7 +169,7 @@ def throughput(farm: FarmDevice, agents: list[AgentDevice], model_name: str, poi
         for c_in, c_out in pairs:
             layer_model_bytes(sigs[key], c_in, c_out, "onnxruntime")
     runs = {"http": [], "farm": []}
-    for i, kind in enumerate(["http", "farm", "farm", "http"]):
+    for i, kind in enumerate(["http", "farm", "farm", "http", "http", "farm"]):
         devices = agents if kind == "http" else farm
         # a farm run must not reuse the previous run's results: a fresh thread count makes fresh point keys
         runs[kind].append(calibrate_rate(devices, model_name, points,
@@ -237,6 +238,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="demo_cnn")
     ap.add_argument("--points", type=int, default=12)
+    ap.add_argument("--throughput-points", type=int, default=40, help="layer points per signature, per run")
     ap.add_argument("--overhead-jobs", type=int, default=40)
     ap.add_argument("--min-duration", type=float, default=0.05)
     args = ap.parse_args()
@@ -261,7 +263,7 @@ def main() -> None:
             farm = farm_device(url, client)
             over = overhead(farm, agents[0], args.overhead_jobs,
                             MeasureSettings(warmup=1, min_repeats=1, min_duration_s=0.05, reference=False))
-            tput = throughput(farm, agents, args.model, args.points, settings, tmp)
+            tput = throughput(farm, agents, args.model, args.throughput_points, settings, tmp)
             for name in ("a1", "a2", "a3", "w1", "w2", "w3"):
                 procs.procs[name].send_signal(signal.SIGTERM)
                 procs.procs[name].wait(timeout=60)

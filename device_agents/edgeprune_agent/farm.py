@@ -80,6 +80,8 @@ def make_celery(url: str, with_results: bool, visibility_s: float = DEFAULT_VISI
         result_accept_content=["json"], task_acks_late=True, task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1, result_expires=RESULT_TTL_S, task_track_started=False,
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+        # no remote-control commands through the broker (shutdown, rate limits, ...): it carries only jobs
+        worker_enable_remote_control=False, worker_disable_rate_limits=True,
         broker_transport_options={"visibility_timeout": visibility_s, "unacked_restore_throttle": 1,
                                   "unacked_restore_interval": max(1, int(visibility_s / 4))},
     )

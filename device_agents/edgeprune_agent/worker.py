@@ -17,6 +17,7 @@ from .errors import AgentError
 from .farm import (DEFAULT_VISIBILITY_S, PREFIX, RESULT_TTL_S, TASK_NAME, FarmError, broker_url, hardware_class,
                    heartbeat, info_key, make_celery, queue_name, redacted, redis_client, worker_key)
 
+COALESCE_S = 0.02
 SETTING_NAMES = ("threads", "warmup", "min_repeats", "min_duration_s", "max_duration_s", "reference")
 
 
@@ -138,7 +139,8 @@ class Heartbeats(threading.Thread):
         from redis.exceptions import RedisError
 
         while not self.stopped.is_set():
-            self.changed.wait(self.interval_s)
+            if self.changed.wait(self.interval_s):
+                self.stopped.wait(COALESCE_S)  # one beat for a job's end and the next one's start
             self.changed.clear()
             if self.stopped.is_set():
                 return

@@ -9,8 +9,7 @@ from rich.table import Table
 from edgeprune.cli.common import JsonOpt
 from edgeprune.cli.output import Output
 from edgeprune.measure.registry import (LOCAL, DeviceConfigError, add_android_device, add_device, add_farm_device,
-                                        add_group,
-                                        load_groups, load_registry, measurement_warnings, open_device,
+                                        add_group, load_groups, load_registry, measurement_warnings, open_device,
                                         remove_device, remove_group)
 
 app = typer.Typer(help="Register and inspect measurement devices.", no_args_is_help=True)

@@ -100,7 +100,7 @@ def run_jobs(devices: list, jobs: Iterable[Job], runtime: str, settings: Measure
             if pending == 0:
                 return stats
             if alive == 0:
-                if len(threads) == 1:
+                if len(devices) == 1:
                     raise last_loss
                 raise DeviceUnavailable("every device of the fleet is gone: " + "; ".join(
                     f"{n}: {e}" for n, e in stats.lost.items())) from last_loss
