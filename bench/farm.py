@@ -21,6 +21,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import httpx
+import psutil
 import redis
 
 from edgeprune.measure.calibrate import calibrate
@@ -159,25 +160,42 @@ def calibrate_rate(devices, model_name: str, points: int, settings: MeasureSetti
             "points_per_s": round(res.points_measured / wall, 3)}
 
 
-def throughput(farm: FarmDevice, agents: list[AgentDevice], model_name: str, points: int,
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (this one when pid is 0)."""
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid or os.getpid()).cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def throughput(farm: FarmDevice, agents: list[AgentDevice], procs: Procs, model_name: str, points: int,
                settings: MeasureSettings, tmp: Path) -> dict:
-    """The same layer points (exports cached beforehand) through 3 HTTP agents and through 3 farm workers."""
+    """The same layer points (exports cached beforehand) through 3 HTTP agents and through 3 farm workers, with
+    the CPU time each side spent per point (the VM's 2 cores are shared, so CPU per point decides throughput)."""
     model, shape = build_model(model_name)
     space = build_layer_space(model, shape)
     sigs = space.signatures()
     for key, pairs in plan_layer_points(space, points, 0).items():
         for c_in, c_out in pairs:
             layer_model_bytes(sigs[key], c_in, c_out, "onnxruntime")
+    serving = {"http": [procs.procs[n].pid for n in ("a1", "a2", "a3")],
+               "farm": [procs.procs[n].pid for n in ("w1", "w2", "w3", "redis")]}
     runs = {"http": [], "farm": []}
     for i, kind in enumerate(["http", "farm", "farm", "http", "http", "farm"]):
         devices = agents if kind == "http" else farm
-        # a farm run must not reuse the previous run's results: a fresh thread count makes fresh point keys
-        runs[kind].append(calibrate_rate(devices, model_name, points,
-                                         MeasureSettings(**{**settings.as_kwargs(), "warmup": 1 + i}),
-                                         tmp / f"tput-{i}.sqlite"))
+        before = cpu_s(serving[kind]), cpu_s([0])
+        # a farm run must not reuse the previous run's results: a fresh warm-up count makes fresh point keys
+        run = calibrate_rate(devices, model_name, points, MeasureSettings(**{**settings.as_kwargs(), "warmup": 1 + i}),
+                             tmp / f"tput-{i}.sqlite")
+        run["device_side_cpu_ms_per_point"] = round((cpu_s(serving[kind]) - before[0]) / run["points"] * 1000, 2)
+        run["host_cpu_ms_per_point"] = round((cpu_s([0]) - before[1]) / run["points"] * 1000, 2)
+        runs[kind].append(run)
     rate = {k: statistics.fmean(r["points_per_s"] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.fmean(r["device_side_cpu_ms_per_point"] for r in v) for k, v in runs.items()}
     return {"runs": runs, "http_points_per_s": round(rate["http"], 3), "farm_points_per_s": round(rate["farm"], 3),
-            "farm_vs_http": round(rate["farm"] / rate["http"], 3)}
+            "farm_vs_http": round(rate["farm"] / rate["http"], 3),
+            "device_side_cpu_ms_per_point": {k: round(v, 2) for k, v in cpu.items()}}
 
 
 def kill_and_late_join(url: str, client, procs: Procs, model_name: str, points: int, variants: int,
@@ -263,7 +281,7 @@ def main() -> None:
             farm = farm_device(url, client)
             over = overhead(farm, agents[0], args.overhead_jobs,
                             MeasureSettings(warmup=1, min_repeats=1, min_duration_s=0.05, reference=False))
-            tput = throughput(farm, agents, args.model, args.throughput_points, settings, tmp)
+            tput = throughput(farm, agents, procs, args.model, args.throughput_points, settings, tmp)
             for name in ("a1", "a2", "a3", "w1", "w2", "w3"):
                 procs.procs[name].send_signal(signal.SIGTERM)
                 procs.procs[name].wait(timeout=60)
