@@ -3,6 +3,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import redis
@@ -58,8 +59,8 @@ def test_farm_calibrates_through_a_killed_worker_and_a_late_join(broker, workers
     def kill_w1_then_add_w3(phase, done, total, stored):
         if killed:
             return
-        # SIGKILL w1 while it runs a job, then let w3 join and wait until it beats
-        busy = wait_for(lambda: beats(client).get("w1", {}).get("busy"), "w1 to run a job", workers, tmp_path)
+        # SIGKILL w1 while it runs a job (started < 0.1 s ago, so >= 0.05 s of timing are left), then let w3 join
+        busy = wait_for(lambda: _just_started(beats(client).get("w1", {})), "w1 to start a job", workers, tmp_path)
         workers["w1"].send_signal(signal.SIGKILL)
         killed["task"] = busy
         _start(["w3"], url, workers, tmp_path, client)
@@ -126,6 +127,11 @@ def test_calibrate_resumes_after_the_host_is_killed_without_measuring_a_point_tw
     tries = attempts(client)
     assert sorted(tries.values()) == [1] * len(rows)  # the killed host's jobs were picked up, not redone
     assert sent_before > 0 and len(tries) == len(rows)
+
+
+def _just_started(beat: dict) -> str | None:
+    """The task id a worker started less than 0.1 s ago, if any."""
+    return beat.get("busy") if beat.get("busy") and time.time() - beat["busy_since"] < 0.1 else None
 
 
 def _queue(client):

@@ -123,7 +123,8 @@ class Heartbeats(threading.Thread):
         with self.ctx.lock:
             busy, done = dict(self.ctx.busy or {}), self.ctx.jobs_done
         state = {"hostname": socket.gethostname(), "pid": os.getpid(), "runtime": self.ctx.runtime,
-                 "started": self.started_at, "busy": busy.get("task_id"), "jobs_done": done}
+                 "started": self.started_at, "busy": busy.get("task_id"), "busy_since": busy.get("since"),
+                 "jobs_done": done}
         pipe = self.ctx.client.pipeline(transaction=False)
         heartbeat(pipe, self.ctx.class_id, self.ctx.name, state, ttl_s=3 * self.interval_s)
         if busy.get("delivery_tag"):
