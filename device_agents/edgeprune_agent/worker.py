@@ -181,7 +181,7 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
     client.set(info_key(class_id), json.dumps(device_info(args.sysfs_root, args.bin_dir)), ex=RESULT_TTL_S)
     app = make_celery(url, with_results=True, visibility_s=args.visibility_timeout)
 
-    @app.task(name=TASK_NAME, bind=True)
+    @app.task(name=TASK_NAME, bind=True, resultrepr_maxsize=64)  # Celery reprs every result: keep it short
     def measure(self, blob: str, runtime: str, settings: Dict[str, Any], profile: bool = False):
         tag = (self.request.properties or {}).get("delivery_tag")  # kombu's key for the unacked message
         return measure_job(ctx, self.request.id, tag, blob, runtime, settings, profile)
