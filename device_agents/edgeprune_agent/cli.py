@@ -1,4 +1,4 @@
-"""Command line: `edgeprune-agent serve|info|measure`."""
+"""Command line: `edgeprune-agent serve|info|measure|worker`."""
 from __future__ import annotations
 
 import argparse
@@ -125,6 +125,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p_meas.add_argument("--min-duration-s", type=float, default=0.5)
     p_meas.add_argument("--max-duration-s", type=float, default=60.0)
     _add_device_options(p_meas)
+    from .worker import add_arguments as add_worker_arguments
+
+    p_work = sub.add_parser("worker", help="pull jobs of this device's hardware class from a farm broker "
+                                           "(needs the [farm] extra)")
+    add_worker_arguments(p_work)
+    _add_device_options(p_work)
     return parser
 
 
@@ -160,6 +166,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif args.command == "info":
             from .fingerprint import device_info
             print(json.dumps(device_info(args.sysfs_root, args.bin_dir), indent=2))
+        elif args.command == "worker":
+            from .worker import run_worker
+            run_worker(args, _protocol(args), _sensor_options(args))
         else:
             print(json.dumps(_measure(args), indent=2))
     except (CliError, AgentError, ValueError, OSError) as exc:

@@ -8,8 +8,8 @@ from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt
 from edgeprune.cli.output import Output
-from edgeprune.measure.registry import (LOCAL, DeviceConfigError, add_android_device, add_device, add_group,
-                                        load_groups, load_registry, measurement_warnings, open_device,
+from edgeprune.measure.registry import (LOCAL, DeviceConfigError, add_android_device, add_device, add_farm_device,
+                                        add_group, load_groups, load_registry, measurement_warnings, open_device,
                                         remove_device, remove_group)
 
 app = typer.Typer(help="Register and inspect measurement devices.", no_args_is_help=True)
@@ -25,11 +25,19 @@ def add(name: str = typer.Argument(..., help="Name to use with --device."),
         benchmark_binary: Path = typer.Option(None, help="Android: TFLite benchmark_model built for the phone."),
         cores: str = typer.Option("f0", help="Android: taskset CPU mask the benchmark is pinned to."),
         use_xnnpack: bool = typer.Option(False, help="Android: let benchmark_model use XNNPACK."),
+        broker: str = typer.Option(None, help="Farm: redis:// or rediss:// broker URL the workers pull from."),
+        hardware_class: str = typer.Option(None, help="Farm: class id (default: the one class with live workers)."),
+        password_file: Path = typer.Option(None, help="Farm: file holding the broker password."),
         as_json: bool = JsonOpt):
-    """Register a device agent (--url/--token-file) or an Android phone (--adb/--benchmark-binary)."""
+    """Register a device agent (--url/--token-file), an Android phone (--adb/...) or a farm (--broker)."""
     out = Output(as_json)
     with out.errors():
-        if adb is not None:
+        if broker is not None:
+            if url is not None or adb is not None:
+                raise DeviceConfigError("a farm needs --broker URL only (no --url or --adb)")
+            entry = add_farm_device(name, broker, hardware_class, password_file)
+            where = f"farm {broker}, hardware class {entry['hardware_class']}"
+        elif adb is not None:
             if benchmark_binary is None or url is not None:
                 raise DeviceConfigError("an Android device needs --adb SERIAL and --benchmark-binary PATH (no --url)")
             entry = add_android_device(name, adb, benchmark_binary, cores, use_xnnpack)
@@ -47,6 +55,8 @@ def _where(entry: dict) -> str:
     """Short description of how a device is reached."""
     if entry.get("kind") == "android":
         return f"adb {entry['serial']} (cores {entry.get('cores', 'f0')})"
+    if entry.get("kind") == "farm":
+        return f"farm {entry['broker']} ({entry['hardware_class']})"
     return entry["url"]
 
 

@@ -58,7 +58,9 @@ def _worker(device, runtime: str, settings: MeasureSettings, todo: queue.Queue, 
             return
         job.attempts.append(device.name)
         try:
-            result = device.measure(job.data, runtime, settings)
+            # a keyed device (a farm) shares jobs by point key across hosts and restarts
+            keyed = {"job_key": job.key} if getattr(device, "keyed", False) else {}
+            result = device.measure(job.data, runtime, settings, **keyed)
         except DeviceUnavailable as exc:
             todo.put(job)
             results.put(("lost", device.name, job, exc))
@@ -74,10 +76,12 @@ def run_jobs(devices: list, jobs: Iterable[Job], runtime: str, settings: Measure
     """Measure every job on whichever device is free; stores happen on this thread, one row at a time."""
     todo: queue.Queue = queue.Queue()
     results: queue.Queue = queue.Queue()
+    # a farm device takes several jobs at once (`slots`): one thread each
     threads = [threading.Thread(target=_worker, args=(d, runtime, settings, todo, results),
-                                name=f"fleet-{d.name}", daemon=True) for d in devices]
+                                name=f"fleet-{d.name}-{i}", daemon=True)
+               for d in devices for i in range(getattr(d, "slots", 1))]
     in_process = any(getattr(d, "in_process", False) for d in devices)
-    stats, alive = FleetStats(measured_by={d.name: 0 for d in devices}), len(devices)
+    stats, alive = FleetStats(measured_by={d.name: 0 for d in devices}), len(threads)
     pending, source, exhausted, last_loss = 0, iter(jobs), False, None
     for thread in threads:
         thread.start()

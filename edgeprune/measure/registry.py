@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from edgeprune.measure.devices import AgentDevice, LocalDevice
 from edgeprune.paths import config_dir
@@ -83,6 +84,36 @@ def add_android_device(name: str, serial: str, benchmark_binary: str | Path, cor
     return devices[name]
 
 
+def add_farm_device(name: str, broker: str, hardware_class: str | None = None,
+                    password_file: str | Path | None = None) -> dict:
+    """Register a device farm: a broker URL and one hardware class (discovered from heartbeats when omitted)."""
+    from edgeprune.measure.farm import discover_classes
+    from edgeprune_agent.farm import FarmError, broker_url, check_class
+
+    if name == LOCAL:
+        raise DeviceConfigError("'local' is reserved for this machine")
+    password_path = str(Path(password_file).expanduser().resolve()) if password_file else None
+    try:
+        broker_url(broker, password_path)
+        if urlsplit(broker).password:
+            raise DeviceConfigError("keep the broker password out of the URL (it would be stored in devices.json): "
+                                    "put it in a file and pass --password-file PATH")
+        if hardware_class is None:
+            classes = discover_classes(broker, password_path)
+            if len(classes) != 1:
+                found = "; ".join(f"{c} ({', '.join(w)})" for c, w in sorted(classes.items())) or "no live workers"
+                raise DeviceConfigError(f"pass --hardware-class: the broker has {found}")
+            hardware_class = next(iter(classes))
+        check_class(hardware_class)
+    except FarmError as exc:
+        raise DeviceConfigError(str(exc)) from exc
+    devices = load_registry()
+    devices[name] = {"kind": "farm", "broker": broker, "hardware_class": hardware_class,
+                     "password_file": password_path}
+    _save(devices)
+    return devices[name]
+
+
 def open_device(name: str, sensor: str = "auto"):
     """``local`` is this machine in-process; any other name must be registered with ``device add``."""
     if name == LOCAL:
@@ -98,6 +129,10 @@ def open_device(name: str, sensor: str = "auto"):
 
         return AndroidDevice(name, entry["serial"], entry["benchmark_binary"], cores=entry.get("cores", "f0"),
                              use_xnnpack=entry.get("use_xnnpack", False))
+    if entry.get("kind") == "farm":
+        from edgeprune.measure.farm import FarmDevice
+
+        return FarmDevice(name, entry["broker"], entry["hardware_class"], entry.get("password_file"))
     return AgentDevice(name, entry["url"], _read_token(Path(entry["token_file"])))
 
 
