@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from edgeprune.models.coupling import balanced_divisor, is_one_to_one, one_to_one_root
 from edgeprune.models.tracing import dependency_graph
 
 MEASURED_TYPES = (nn.Conv2d, nn.Linear)
@@ -150,17 +151,20 @@ def _follow_ups(dg: tp.DependencyGraph, module: nn.Module) -> tuple[bool, str | 
     return bn, act
 
 
-def _group_is_consistent(group, widths_of) -> tuple[bool, str | None]:
-    """A group whose members disagree on channel count (e.g. joined by a channel pad) cannot be pruned safely."""
+def _group_is_consistent(group, widths_of, same_width: bool = True) -> tuple[bool, str | None]:
+    """A group whose members disagree on channel count (e.g. joined by a channel pad) cannot be pruned safely.
+
+    ``same_width=False``: members may differ (a shuffle ties several channels of one member to one root channel)
+    as long as the group covers every channel of each member."""
     sizes = set()
     for dep, idxs in group:
         mod = dep.target.module
         if isinstance(mod, MEASURED_TYPES + (nn.modules.batchnorm._BatchNorm,)):
             width = widths_of(dep.target.module, dep.handler)
-            if width is not None and width != len(idxs):
+            if width is not None and width != len(set(idxs)):
                 return False, (f"{type(mod).__name__} has {width} channels but the coupled set has "
                                f"{len(idxs)} (parameter-free channel padding or concat joins it)")
-            sizes.add(len(idxs))
+            sizes.add(len(set(idxs)) if same_width else 0)
     return len(sizes) <= 1, None if len(sizes) <= 1 else "members disagree on width"
 
 
@@ -178,11 +182,20 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
         return dg.get_in_channels(mod)
 
     output_layers = _output_layers(model, example, names)
+    mapped = {swap.module for _, swap, _, _, _ in getattr(dg, "shuffles", [])}
     groups: list[ChannelGroup] = []
     member_group: dict[str, str] = {}
     for group in dg.get_all_groups(root_module_types=MEASURED_TYPES):
-        root_dep = group[0].dep
-        root = root_dep.target.module
+        root = group[0].dep.target.module
+        shuffled = any(dep.target.module in mapped for dep, _ in group)
+        tied = None
+        if shuffled and not is_one_to_one(dg, root):
+            new_root, new_group = one_to_one_root(dg, group, names)
+            if new_root is None:
+                tied = ("a channel shuffle ties channels of each layer here to other channels of the same layer, "
+                        "in sets no pruning can keep aligned")
+            else:
+                root, group = new_root, new_group
         gname = f"{names[root]}:out"
         members = []
         for dep, _ in group:
@@ -190,16 +203,25 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
                 side = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
                 members.append(f"{names[dep.target.module]}:{side}")
         members = sorted(set(members))
-        ok, reason = _group_is_consistent(group, widths_of)
-        if ok and _permutes_channels(group):
+        width = len(group[0].idxs)
+        ok, reason = _group_is_consistent(group, widths_of, same_width=not shuffled)
+        if ok and tied:
+            ok, reason = False, tied
+        if ok and _permutes_channels(group, mapped):
             ok, reason = False, ("a channel shuffle (transpose/permute of the channel axis) reorders these channels; "
                                  "pruning through it would mis-align them")
         if ok and any(m.split(":")[0] in output_layers and m.endswith(":out") for m in members):
             ok, reason = False, "feeds the model output"
-        divisor = _chunking(group, len(group[0].idxs))
-        if ok and divisor > 1 and len(group[0].idxs) % divisor:
-            ok, reason = False, f"width {len(group[0].idxs)} does not split into {divisor} conv groups"
-        groups.append(ChannelGroup(gname, len(group[0].idxs), members, ok, reason, divisor))
+        divisor = _chunking(group, width)
+        if ok and shuffled and divisor > 1:
+            ok, reason = False, ("a channel shuffle reorders the channels of a grouped conv; pruning through it "
+                                 "would mis-align the conv groups")
+        if ok:
+            split_divisor, reason = balanced_divisor(group, width)
+            ok, divisor = reason is None, math.lcm(divisor, split_divisor)
+        if ok and divisor > 1 and width % divisor:
+            ok, reason = False, f"width {width} does not split into {divisor} equal chunks (conv groups or splits)"
+        groups.append(ChannelGroup(gname, width, members, ok, reason, divisor))
         for m in members:
             member_group.setdefault(m, gname)
 
@@ -229,11 +251,14 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
 PERMUTING_OPS = ("transpose", "permute", "channelshuffle", "pixelshuffle", "pixelunshuffle")
 
 
-def _permutes_channels(group) -> bool:
-    """Whether the coupled set passes through an op that reorders channels (torch-pruning treats it as identity)."""
+def _permutes_channels(group, mapped=frozenset()) -> bool:
+    """Whether the coupled set passes through an op that reorders channels and has no channel map (``mapped``:
+    the shuffles whose permutation the graph carries); torch-pruning treats such an op as identity."""
     for dep, _ in group:
         text = str(dep.target.module).lower()
-        if not isinstance(dep.target.module, MEASURED_TYPES) and any(op in text for op in PERMUTING_OPS):
+        if dep.target.module in mapped or isinstance(dep.target.module, MEASURED_TYPES):
+            continue
+        if any(op in text for op in PERMUTING_OPS):
             return True
     return False
 

@@ -7,7 +7,14 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from edgeprune.errors import EdgepruneError
+from edgeprune.models.channel_shuffle import (ConcatSizes, install_concat_mappings, install_shuffle_mappings,
+                                                install_split_mappings)
 from edgeprune.models.resnet_cifar import PadShortcut
+
+
+class GraphError(EdgepruneError):
+    """torch-pruning cannot follow the model's channel wiring."""
 
 
 class PadShortcutPruner(tp.pruner.function.BasePruningFunc):
@@ -44,9 +51,61 @@ class PadShortcutPruner(tp.pruner.function.BasePruningFunc):
         return layer.in_channels
 
 
+class _ShuffleAwareGraph(tp.DependencyGraph):
+    """A DependencyGraph that maps channels through view → transpose → reshape channel shuffles."""
+
+    def _build_dependency(self, module2node):
+        super()._build_dependency(module2node)
+        install_concat_mappings(module2node, self.concat_sizes)
+        self.splits = install_split_mappings(module2node)
+        self.shuffles = install_shuffle_mappings(module2node)
+
+
+def _where(dg: tp.DependencyGraph) -> str:
+    """The op whose index mapping fails, named after the nearest module that feeds it."""
+    for node in dg.module2node.values():
+        try:
+            tp.dependency.index_mapping.update_index_mapping(_OneNode(dg, node))
+        except (ArithmeticError, IndexError, TypeError, ValueError):
+            return f"{node.grad_fn.name() if node.grad_fn is not None else node.module} after {_feeder(dg, node)}"
+    return "an unknown op"
+
+
+class _OneNode:
+    """A view of a graph holding only one node, to run torch-pruning's index mapping node by node."""
+
+    def __init__(self, dg, node):
+        self._dg, self.module2node = dg, {node.module: node}
+
+    def __getattr__(self, name):
+        return getattr(self._dg, name)
+
+
+def _feeder(dg: tp.DependencyGraph, node) -> str:
+    """Name of the closest named module upstream of ``node``."""
+    names = {m: n for n, m in dg.model.named_modules()}
+    seen, todo = set(), [node]
+    while todo:
+        cur = todo.pop(0)
+        if cur.module in names and names[cur.module]:
+            return f"module '{names[cur.module]}'"
+        seen.add(cur)
+        todo += [n for n in cur.inputs if n not in seen]
+    return "the model input"
+
+
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
-    """torch-pruning's DependencyGraph of ``model`` traced on ``example``, with the zoo's custom pruners."""
-    with warnings.catch_warnings():
+    """torch-pruning's DependencyGraph of ``model`` traced on ``example``, with the zoo's custom pruners and
+    channel shuffles mapped; GraphError (one line, naming the op) where torch-pruning cannot follow the graph."""
+    dg = _ShuffleAwareGraph()
+    with warnings.catch_warnings(), ConcatSizes() as recorder:
         warnings.simplefilter("ignore")
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False,
-                                                     customized_pruners={PadShortcut: PadShortcutPruner()})
+        dg.concat_sizes = recorder.sizes
+        try:
+            return dg.build_dependency(model, example_inputs=example, verbose=False,
+                                       customized_pruners={PadShortcut: PadShortcutPruner()})
+        except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as exc:
+            where = _where(dg) if getattr(dg, "module2node", None) else f"tracing {type(model).__name__}"
+            raise GraphError(f"cannot follow the channel wiring of {type(model).__name__} at {where} "
+                             f"(torch-pruning: {type(exc).__name__}: {exc}); hold that part fixed, or replace "
+                             "the op with a standard one") from exc
