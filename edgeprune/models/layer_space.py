@@ -210,8 +210,9 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
         if ok and _permutes_channels(group, mapped):
             ok, reason = False, ("a channel shuffle (transpose/permute of the channel axis) reorders these channels; "
                                  "pruning through it would mis-align them")
-        if ok and any(m.split(":")[0] in output_layers and m.endswith(":out") for m in members):
-            ok, reason = False, "feeds the model output"
+        feeds = sorted({output_layers[m[:-4]] for m in members if m.endswith(":out") and m[:-4] in output_layers})
+        if ok and feeds:
+            ok, reason = False, "feeds the model " + " and ".join(feeds)
         divisor = _chunking(group, width)
         if ok and shuffled and divisor > 1:
             ok, reason = False, ("a channel shuffle reorders the channels of a grouped conv; pruning through it "
@@ -273,20 +274,44 @@ def _chunking(group, width: int) -> int:
     return divisor
 
 
-def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> set[str]:
-    """Layers whose output is the model's output (their out-channels are the classes: never pruned)."""
-    last: list[nn.Module] = []
+def _output_tensors(out, label: str = "output") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of a model's output (a tensor, or tuples, lists and dicts of them), each with a label."""
+    if isinstance(out, torch.Tensor):
+        return [(label, out)]
+    if isinstance(out, dict):
+        return [t for k, v in out.items() for t in _output_tensors(v, f"output {k!r}")]
+    if isinstance(out, (tuple, list)):
+        return [t for i, v in enumerate(out) for t in _output_tensors(v, f"output {i}" if label == "output"
+                                                                     else f"{label}[{i}]")]
+    return []
+
+
+def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> dict[str, str]:
+    """Layers whose out-channels reach a model output with no conv/linear in between (they are the output's
+    channels: never pruned), each with the output it feeds; found by walking back the autograd graph."""
+    producers: dict = {}
 
     def record(mod, inp, out):
-        last.append(mod)
+        if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+            producers[out.grad_fn] = mod
 
     hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, MEASURED_TYPES)]
     try:
-        with torch.no_grad():
+        with torch.enable_grad():
             out = model(example)
     finally:
         for h in hooks:
             h.remove()
-    if not last:
-        return set()
-    return {names[last[-1]]} if isinstance(out, torch.Tensor) else set()
+    found: dict[str, str] = {}
+    for label, tensor in _output_tensors(out):
+        stack, seen = [tensor.grad_fn], set()
+        while stack:
+            fn = stack.pop()
+            if fn is None or fn in seen:
+                continue
+            seen.add(fn)
+            if fn in producers:
+                found.setdefault(names[producers[fn]], label)
+                continue
+            stack += [f for f, _ in getattr(fn, "next_functions", ())]
+    return found

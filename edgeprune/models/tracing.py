@@ -98,7 +98,7 @@ def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGr
     """torch-pruning's DependencyGraph of ``model`` traced on ``example``, with the zoo's custom pruners and
     channel shuffles mapped; GraphError (one line, naming the op) where torch-pruning cannot follow the graph."""
     dg = _ShuffleAwareGraph()
-    with warnings.catch_warnings(), ConcatSizes() as recorder:
+    with warnings.catch_warnings(), torch.enable_grad(), ConcatSizes() as recorder:
         warnings.simplefilter("ignore")
         dg.concat_sizes = recorder.sizes
         try:
@@ -107,5 +107,5 @@ def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGr
         except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as exc:
             where = _where(dg) if getattr(dg, "module2node", None) else f"tracing {type(model).__name__}"
             raise GraphError(f"cannot follow the channel wiring of {type(model).__name__} at {where} "
-                             f"(torch-pruning: {type(exc).__name__}: {exc}); hold that part fixed, or replace "
-                             "the op with a standard one") from exc
+                             f"(torch-pruning: {type(exc).__name__}: {exc}); rewrite that op with standard ones (a channel "
+                             "shuffle as x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w))") from exc
