@@ -11,6 +11,11 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
 
 
+def op_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """The same shuffle as one op (what ``nn.ChannelShuffle`` runs)."""
+    return nn.functional.channel_shuffle(x, groups)
+
+
 def conv_bn(c_in: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
     layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
     return nn.Sequential(*layers, *([nn.ReLU(inplace=True)] if relu else []))
@@ -39,15 +44,17 @@ class ShuffleBlock(nn.Module):
 
 
 class ShuffleNetV2Style(nn.Module):
-    """Stem, two stages of one stride-2 and two stride-1 blocks, a 1×1 head conv, pooling and a classifier."""
+    """Stem, stages of one stride-2 block and ``repeat - 1`` stride-1 blocks, a 1×1 head conv, pooling and a
+    classifier (``widths=(48, 96, 192), repeats=(4, 8, 4)`` has ShuffleNetV2 0.5×'s stages)."""
 
-    def __init__(self, widths: tuple[int, int] = (16, 32), classes: int = 10, shuffle=channel_shuffle):
+    def __init__(self, widths: tuple[int, ...] = (16, 32), classes: int = 10, shuffle=channel_shuffle,
+                 repeats: tuple[int, ...] = (3, 3)):
         super().__init__()
         self.stem = conv_bn(3, 8, 3)
         blocks, c_in = [], 8
-        for width in widths:
-            blocks += [ShuffleBlock(c_in, width, 2, shuffle), ShuffleBlock(width, width, 1, shuffle),
-                       ShuffleBlock(width, width, 1, shuffle)]
+        for width, repeat in zip(widths, repeats):
+            blocks += [ShuffleBlock(c_in, width, 2, shuffle)]
+            blocks += [ShuffleBlock(width, width, 1, shuffle) for _ in range(repeat - 1)]
             c_in = width
         self.stages = nn.Sequential(*blocks)
         self.head = conv_bn(c_in, 64)

@@ -21,12 +21,11 @@ class ShuffleMapping:
 
     def __call__(self, idxs):
         g, m = self.groups, self.per
-        out = set()
-        for i in idxs:
-            j = i.idx % m if self.forward else i.idx // g
-            targets = [j * g + k for k in range(g)] if self.forward else [k * m + j for k in range(g)]
-            out.update(_helpers._HybridIndex(idx=t, root_idx=i.root_idx) for t in targets)
-        return sorted(out)
+        if self.forward:
+            units = sorted({(i.idx % m, i.root_idx) for i in idxs})
+            return [_helpers._HybridIndex(j * g + k, r) for j, r in units for k in range(g)]
+        units = sorted({(i.idx // g, i.root_idx) for i in idxs})
+        return [_helpers._HybridIndex(k * m + j, r) for j, r in units for k in range(g)]
 
 
 def _name(node) -> str:
@@ -73,38 +72,62 @@ def find_shuffles(module2node) -> list[tuple]:
     return found
 
 
-def install_shuffle_mappings(module2node) -> list[tuple]:
-    """Give every channel shuffle in the graph its channel map; returns the shuffles found.
+def install_shuffle_mappings(module2node, channels: dict) -> list[tuple]:
+    """Give every channel shuffle in the graph its channel map; returns the shuffles found as (first node, node
+    carrying the map, groups, channels per group).
 
-    torch-pruning reads the shuffle's reshapes as flattens (and divides by zero on a split stream); as plain
-    element-wise ops the reshapes pass indices through, and the transpose carries the shuffle's permutation.
+    torch-pruning reads a view → transpose → reshape shuffle's reshapes as flattens (and divides by zero on a split
+    stream); as plain element-wise ops they pass indices through, and the transpose carries the permutation. A
+    channel-shuffle op (``nn.ChannelShuffle``) carries it on its input edge; ``channels``: its width by grad_fn.
     """
-    shuffles = find_shuffles(module2node)
-    for view, swap, back, groups, per in shuffles:
+    shuffles = []
+    for view, swap, back, groups, per in find_shuffles(module2node):
         view.type = back.type = tp.ops.OPTYPE.ELEMENTWISE
-        for dep in view.dependencies:
-            if dep.target is swap:
-                dep.index_mapping[0] = ShuffleMapping(groups, per, forward=True)
-        for dep in swap.dependencies:
-            if dep.target is view:
-                dep.index_mapping[0] = ShuffleMapping(groups, per, forward=False)
+        _map_edge(view, swap, groups, per)
+        shuffles.append((view, swap, groups, per))
+    for node in module2node.values():
+        width = channels.get(node.grad_fn)
+        groups = getattr(node.grad_fn, "_saved_groups", None)
+        if width is None or not groups or len(node.inputs) != 1 or width % groups:
+            continue
+        _map_edge(node.inputs[0], node, int(groups), width // int(groups))
+        shuffles.append((node.inputs[0], node, int(groups), width // int(groups)))
     return shuffles
 
 
-class ConcatSizes(TorchFunctionMode):
-    """Records the channel sizes of every channel-axis ``torch.cat`` of a traced forward, by its grad_fn."""
+def _map_edge(before, after, groups: int, per: int) -> None:
+    """Put the shuffle's map on the edge ``before`` → ``after`` (both ways), composed after (forward) or before
+    (backward) any map already there (a split part's)."""
+    for dep in before.dependencies:
+        if dep.target is after:
+            dep.index_mapping[0 if dep.index_mapping[0] is None else 1] = ShuffleMapping(groups, per, forward=True)
+    for dep in after.dependencies:
+        if dep.target is before:
+            if dep.index_mapping[0] is not None:
+                dep.index_mapping[1] = dep.index_mapping[0]
+            dep.index_mapping[0] = ShuffleMapping(groups, per, forward=False)
+
+
+class ChannelRecorder(TorchFunctionMode):
+    """Records, by grad_fn, the part sizes of every channel-axis ``torch.cat`` of a traced forward and the channel
+    count of every channel-shuffle op (autograd keeps neither)."""
 
     def __init__(self):
         super().__init__()
-        self.sizes: dict = {}
+        self.concat: dict = {}
+        self.shuffle: dict = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if func is torch.cat and isinstance(out, torch.Tensor) and out.grad_fn is not None:
+        if not isinstance(out, torch.Tensor) or out.grad_fn is None or out.dim() < 2:
+            return out
+        if func is torch.cat:
             tensors = args[0] if args else kwargs["tensors"]
             dim = args[1] if len(args) > 1 else (kwargs or {}).get("dim", 0)
-            if out.dim() >= 2 and dim in (1, 1 - out.dim()):
-                self.sizes[out.grad_fn] = [int(t.shape[1]) for t in tensors]
+            if dim in (1, 1 - out.dim()):
+                self.concat[out.grad_fn] = [int(t.shape[1]) for t in tensors]
+        elif out.grad_fn.name().lower().startswith("channelshufflebackward"):
+            self.shuffle[out.grad_fn] = int(out.shape[1])
         return out
 
 

@@ -182,7 +182,7 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
         return dg.get_in_channels(mod)
 
     output_layers = _output_layers(model, example, names)
-    mapped = {swap.module for _, swap, _, _, _ in getattr(dg, "shuffles", [])}
+    mapped = {node.module for _, node, _, _ in getattr(dg, "shuffles", [])}
     groups: list[ChannelGroup] = []
     member_group: dict[str, str] = {}
     for group in dg.get_all_groups(root_module_types=MEASURED_TYPES):

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.models.channel_shuffle import (ConcatSizes, install_concat_mappings, install_shuffle_mappings,
+from edgeprune.models.channel_shuffle import (ChannelRecorder, install_concat_mappings, install_shuffle_mappings,
                                                 install_split_mappings)
 from edgeprune.models.resnet_cifar import PadShortcut
 
@@ -56,9 +56,9 @@ class _ShuffleAwareGraph(tp.DependencyGraph):
 
     def _build_dependency(self, module2node):
         super()._build_dependency(module2node)
-        install_concat_mappings(module2node, self.concat_sizes)
+        install_concat_mappings(module2node, self.recorded.concat)
         self.splits = install_split_mappings(module2node)
-        self.shuffles = install_shuffle_mappings(module2node)
+        self.shuffles = install_shuffle_mappings(module2node, self.recorded.shuffle)
 
 
 def _where(dg: tp.DependencyGraph) -> str:
@@ -98,9 +98,9 @@ def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGr
     """torch-pruning's DependencyGraph of ``model`` traced on ``example``, with the zoo's custom pruners and
     channel shuffles mapped; GraphError (one line, naming the op) where torch-pruning cannot follow the graph."""
     dg = _ShuffleAwareGraph()
-    with warnings.catch_warnings(), torch.enable_grad(), ConcatSizes() as recorder:
+    with warnings.catch_warnings(), torch.enable_grad(), ChannelRecorder() as recorder:
         warnings.simplefilter("ignore")
-        dg.concat_sizes = recorder.sizes
+        dg.recorded = recorder
         try:
             return dg.build_dependency(model, example_inputs=example, verbose=False,
                                        customized_pruners={PadShortcut: PadShortcutPruner()})
