@@ -182,3 +182,67 @@ def test_cli_layers_on_split_shuffle_networks():
     proc = run_cli("layers", "--model", f"{spec}:flat_shuffle_net", "--json", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
     assert "cannot follow the channel wiring of ShuffleNetV2Style" in json.loads(proc.stdout)["error"]
+
+
+def test_frozen_weights_still_hold_the_output_layer_fixed():
+    net = TwoHeads().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    space = build_layer_space(net, (1, 3, 8, 8))
+    assert {g.name for g in space.groups if not g.prunable} == {"box:out", "cls:out"}
+
+
+class DenseStyle(nn.Module):
+    """DenseNet-style concatenation (each layer reads all earlier features), with a pooled classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU())
+        self.l1 = nn.Sequential(nn.Conv2d(6, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.l2 = nn.Sequential(nn.Conv2d(10, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.fc = nn.Linear(14, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.cat([x, self.l1(x)], 1)
+        x = torch.cat([x, self.l2(x)], 1)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_concat_networks_prune_as_masking_does():
+    torch.manual_seed(0)
+    net = DenseStyle().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.bias.uniform_(-0.2, 0.4)
+    space = build_layer_space(net, (1, 3, 8, 8))
+    assert {g.name for g in space.prunable_groups} == {"stem.0:out", "l1.0:out", "l2.0:out"}
+    kept = {"stem.0:out": [0, 2, 5], "l1.0:out": [1, 3], "l2.0:out": [0, 1, 3]}
+    pruned = apply_kept(net, space, kept)
+    assert pruned.fc.in_features == 8 and pruned.l2[0].in_channels == 5
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(x), masked(net, space, kept)(x))
+
+
+class ChannelPad(nn.Module):
+    """A residual whose shortcut pads channels with zeros (F.pad on the channel axis), not a mapped op."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 6, 3, padding=1)
+        self.c = nn.Conv2d(6, 6, 1)
+
+    def forward(self, x):
+        y = self.a(x)
+        z = self.b(y) + nn.functional.pad(y, (0, 0, 0, 0, 0, 2))
+        return self.c(z)
+
+
+def test_an_op_that_changes_the_channel_count_holds_its_channels_fixed():
+    space = build_layer_space(ChannelPad().eval(), (1, 3, 8, 8))
+    padded = next(g for g in space.groups if "a:out" in g.members)
+    assert not padded.prunable and "ConstantPadNdBackward0 changes the channel count (4 → 6)" in padded.reason

@@ -73,8 +73,8 @@ def find_shuffles(module2node) -> list[tuple]:
 
 
 def install_shuffle_mappings(module2node, channels: dict) -> list[tuple]:
-    """Give every channel shuffle in the graph its channel map; returns the shuffles found as (first node, node
-    carrying the map, groups, channels per group).
+    """Give every channel shuffle in the graph its channel map; returns the shuffles found as (their nodes,
+    groups, channels per group).
 
     torch-pruning reads a view → transpose → reshape shuffle's reshapes as flattens (and divides by zero on a split
     stream); as plain element-wise ops they pass indices through, and the transpose carries the permutation. A
@@ -84,14 +84,14 @@ def install_shuffle_mappings(module2node, channels: dict) -> list[tuple]:
     for view, swap, back, groups, per in find_shuffles(module2node):
         view.type = back.type = tp.ops.OPTYPE.ELEMENTWISE
         _map_edge(view, swap, groups, per)
-        shuffles.append((view, swap, groups, per))
+        shuffles.append(((view, swap, back), groups, per))
     for node in module2node.values():
         width = channels.get(node.grad_fn)
         groups = getattr(node.grad_fn, "_saved_groups", None)
         if width is None or not groups or len(node.inputs) != 1 or width % groups:
             continue
         _map_edge(node.inputs[0], node, int(groups), width // int(groups))
-        shuffles.append((node.inputs[0], node, int(groups), width // int(groups)))
+        shuffles.append(((node,), int(groups), width // int(groups)))
     return shuffles
 
 
@@ -116,11 +116,14 @@ class ChannelRecorder(TorchFunctionMode):
         super().__init__()
         self.concat: dict = {}
         self.shuffle: dict = {}
+        self.widths: dict = {}  # (input channels, output channels) of every op on a 2-D+ tensor
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if not isinstance(out, torch.Tensor) or out.grad_fn is None or out.dim() < 2:
             return out
+        if args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+            self.widths.setdefault(out.grad_fn, (int(args[0].shape[1]), int(out.shape[1])))
         if func is torch.cat:
             tensors = args[0] if args else kwargs["tensors"]
             dim = args[1] if len(args) > 1 else (kwargs or {}).get("dim", 0)

@@ -151,17 +151,35 @@ def _follow_ups(dg: tp.DependencyGraph, module: nn.Module) -> tuple[bool, str | 
     return bn, act
 
 
-def _group_is_consistent(group, widths_of, same_width: bool = True) -> tuple[bool, str | None]:
+def _keeps_channel_counts(group, widths_seen: dict, mapped) -> tuple[bool, str | None]:
+    """Ops that torch-pruning passes channels straight through must keep the channel count (a channel pad, a
+    sum over channels, an unmapped reshape of the channel axis do not)."""
+    for dep, _ in group:
+        node = dep.target
+        if node.type != tp.ops.OPTYPE.ELEMENTWISE or node.module in mapped or node.grad_fn not in widths_seen:
+            continue
+        c_in, c_out = widths_seen[node.grad_fn]
+        if c_in != c_out:
+            return False, (f"{node.grad_fn.name()} changes the channel count ({c_in} → {c_out}); pruning cannot map "
+                           "channels through it")
+    return True, None
+
+
+def _group_is_consistent(group, dg, same_width: bool = True) -> tuple[bool, str | None]:
     """A group whose members disagree on channel count (e.g. joined by a channel pad) cannot be pruned safely.
 
-    ``same_width=False``: members may differ (a shuffle ties several channels of one member to one root channel)
-    as long as the group covers every channel of each member."""
+    Every producer must be covered whole; a consumer may read the group as part of its input (after a concat).
+    ``same_width=False``: members may differ (a shuffle ties several channels of one member to one root channel).
+    """
     sizes = set()
     for dep, idxs in group:
         mod = dep.target.module
         if isinstance(mod, MEASURED_TYPES + (nn.modules.batchnorm._BatchNorm,)):
-            width = widths_of(dep.target.module, dep.handler)
-            if width is not None and width != len(set(idxs)):
+            is_out = dg.is_out_channel_pruning_fn(dep.handler)
+            width = dg.get_out_channels(mod) if is_out else dg.get_in_channels(mod)
+            covered = len(set(idxs))
+            reads_part = isinstance(mod, MEASURED_TYPES) and not is_out and width is not None and covered < width
+            if width is not None and width != covered and not reads_part:
                 return False, (f"{type(mod).__name__} has {width} channels but the coupled set has "
                                f"{len(idxs)} (parameter-free channel padding or concat joins it)")
             sizes.add(len(set(idxs)) if same_width else 0)
@@ -176,13 +194,10 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
     in_sizes = _input_sizes(model, example)
     dg = dependency_graph(model, example)
 
-    def widths_of(mod, handler):
-        if dg.is_out_channel_pruning_fn(handler):
-            return dg.get_out_channels(mod)
-        return dg.get_in_channels(mod)
-
     output_layers = _output_layers(model, example, names)
-    mapped = {node.module for _, node, _, _ in getattr(dg, "shuffles", [])}
+    mapped = {node.module for nodes, _, _ in getattr(dg, "shuffles", []) for node in nodes}
+    recorded = getattr(dg, "recorded", None)
+    widths_seen = recorded.widths if recorded else {}
     groups: list[ChannelGroup] = []
     member_group: dict[str, str] = {}
     for group in dg.get_all_groups(root_module_types=MEASURED_TYPES):
@@ -204,7 +219,9 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
                 members.append(f"{names[dep.target.module]}:{side}")
         members = sorted(set(members))
         width = len(group[0].idxs)
-        ok, reason = _group_is_consistent(group, widths_of, same_width=not shuffled)
+        ok, reason = _keeps_channel_counts(group, widths_seen, mapped)
+        if ok:
+            ok, reason = _group_is_consistent(group, dg, same_width=not shuffled)
         if ok and tied:
             ok, reason = False, tied
         if ok and _permutes_channels(group, mapped):
@@ -298,7 +315,7 @@ def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> dict
     hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, MEASURED_TYPES)]
     try:
         with torch.enable_grad():
-            out = model(example)
+            out = model(example.detach().requires_grad_(True))  # a graph even when the weights are frozen
     finally:
         for h in hooks:
             h.remove()

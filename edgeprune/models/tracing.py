@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -66,7 +67,7 @@ def _where(dg: tp.DependencyGraph) -> str:
     for node in dg.module2node.values():
         try:
             tp.dependency.index_mapping.update_index_mapping(_OneNode(dg, node))
-        except (ArithmeticError, IndexError, TypeError, ValueError):
+        except Exception:  # noqa: BLE001 - the first op torch-pruning fails on, whatever the failure
             return f"{node.grad_fn.name() if node.grad_fn is not None else node.module} after {_feeder(dg, node)}"
     return "an unknown op"
 
@@ -94,17 +95,32 @@ def _feeder(dg: tp.DependencyGraph, node) -> str:
     return "the model input"
 
 
+@contextmanager
+def _unfrozen(params):
+    """Parameters set to require grad for the duration, then frozen again."""
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(False)
+
+
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
     """torch-pruning's DependencyGraph of ``model`` traced on ``example``, with the zoo's custom pruners and
     channel shuffles mapped; GraphError (one line, naming the op) where torch-pruning cannot follow the graph."""
     dg = _ShuffleAwareGraph()
-    with warnings.catch_warnings(), torch.enable_grad(), ChannelRecorder() as recorder:
+    frozen = [p for p in model.parameters() if not p.requires_grad]  # traced through autograd: unfreeze for it
+    with warnings.catch_warnings(), torch.enable_grad(), ChannelRecorder() as recorder, _unfrozen(frozen):
         warnings.simplefilter("ignore")
         dg.recorded = recorder
         try:
-            return dg.build_dependency(model, example_inputs=example, verbose=False,
+            # a tuple: torch-pruning calls model(*example_inputs), which would unpack a batch of one into one
+            # unbatched sample (convs accept it; channel-axis ops then act on the wrong axis)
+            return dg.build_dependency(model, example_inputs=(example,), verbose=False,
                                        customized_pruners={PadShortcut: PadShortcutPruner()})
-        except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:  # torch-pruning fails in many ways on graphs it cannot follow
             where = _where(dg) if getattr(dg, "module2node", None) else f"tracing {type(model).__name__}"
             raise GraphError(f"cannot follow the channel wiring of {type(model).__name__} at {where} "
                              f"(torch-pruning: {type(exc).__name__}: {exc}); rewrite that op with standard ones (a channel "
