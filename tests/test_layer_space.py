@@ -52,7 +52,7 @@ def test_channel_padding_the_graph_cannot_follow_is_held_fixed():
 
     space = build_layer_space(PadNet(), (1, 3, 8, 8))
     fixed = {g.name: g.reason for g in space.groups if not g.prunable}
-    assert "padding" in fixed["a:out"]
+    assert "ConstantPadNdBackward0 changes the channel count (4 → 6)" in fixed["a:out"]
 
 
 def test_resnet20_layer_dims_and_signatures(resnet20_space):

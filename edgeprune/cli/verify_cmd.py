@@ -38,6 +38,8 @@ def print_report(o: Output, r: dict) -> None:
             f"({src})")
     if r["predicted"] is not None:
         o.print(f"predicted {r['predicted']:.4g} {u} by {r['cost_model']} ({r['prediction_error']:+.1%})")
+    for w in r.get("warnings", []):
+        o.print(f"[bold yellow]warning:[/] {w}")
     if r["budget"] is not None:
         verdict = "within" if r["within_budget"] else "[red]OVER[/]"
         o.print(f"{verdict} the budget {r['budget']:.4g} {u} (tolerance {r['tolerance']:.0%})")

@@ -20,7 +20,7 @@ def check_widths(space: LayerSpace, widths: dict[str, int]) -> None:
             raise ValueError(f"group {name}: width {w} outside 1..{groups[name].width}")
         if int(w) % groups[name].divisor:
             raise ValueError(f"group {name}: width {w} is not a multiple of {groups[name].divisor} "
-                             "(it feeds a grouped conv)")
+                             "(it feeds a grouped conv or a channel split)")
 
 
 def build_variant(model: nn.Module, space: LayerSpace, widths: dict[str, int]) -> nn.Module:

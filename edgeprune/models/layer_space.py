@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from edgeprune.models.coupling import balanced_divisor, is_one_to_one, one_to_one_root
 from edgeprune.models.tracing import dependency_graph
 
 MEASURED_TYPES = (nn.Conv2d, nn.Linear)
@@ -150,17 +151,38 @@ def _follow_ups(dg: tp.DependencyGraph, module: nn.Module) -> tuple[bool, str | 
     return bn, act
 
 
-def _group_is_consistent(group, widths_of) -> tuple[bool, str | None]:
-    """A group whose members disagree on channel count (e.g. joined by a channel pad) cannot be pruned safely."""
+def _keeps_channel_counts(group, widths_seen: dict, mapped) -> tuple[bool, str | None]:
+    """Ops that torch-pruning passes channels straight through must keep the channel count (a channel pad, a
+    sum over channels, an unmapped reshape of the channel axis do not)."""
+    for dep, _ in group:
+        node = dep.target
+        if node.type != tp.ops.OPTYPE.ELEMENTWISE or node.module in mapped or node.grad_fn not in widths_seen:
+            continue
+        c_in, c_out = widths_seen[node.grad_fn]
+        if c_in != c_out:
+            return False, (f"{node.grad_fn.name()} changes the channel count ({c_in} → {c_out}); pruning cannot map "
+                           "channels through it")
+    return True, None
+
+
+def _group_is_consistent(group, dg, same_width: bool = True) -> tuple[bool, str | None]:
+    """A group whose members disagree on channel count (e.g. joined by a channel pad) cannot be pruned safely.
+
+    Every producer must be covered whole; a consumer may read the group as part of its input (after a concat).
+    ``same_width=False``: members may differ (a shuffle ties several channels of one member to one root channel).
+    """
     sizes = set()
     for dep, idxs in group:
         mod = dep.target.module
         if isinstance(mod, MEASURED_TYPES + (nn.modules.batchnorm._BatchNorm,)):
-            width = widths_of(dep.target.module, dep.handler)
-            if width is not None and width != len(idxs):
+            is_out = dg.is_out_channel_pruning_fn(dep.handler)
+            width = dg.get_out_channels(mod) if is_out else dg.get_in_channels(mod)
+            covered = len(set(idxs))
+            reads_part = isinstance(mod, MEASURED_TYPES) and not is_out and width is not None and covered < width
+            if width is not None and width != covered and not reads_part:
                 return False, (f"{type(mod).__name__} has {width} channels but the coupled set has "
                                f"{len(idxs)} (parameter-free channel padding or concat joins it)")
-            sizes.add(len(idxs))
+            sizes.add(len(set(idxs)) if same_width else 0)
     return len(sizes) <= 1, None if len(sizes) <= 1 else "members disagree on width"
 
 
@@ -172,17 +194,23 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
     in_sizes = _input_sizes(model, example)
     dg = dependency_graph(model, example)
 
-    def widths_of(mod, handler):
-        if dg.is_out_channel_pruning_fn(handler):
-            return dg.get_out_channels(mod)
-        return dg.get_in_channels(mod)
-
     output_layers = _output_layers(model, example, names)
+    mapped = {node.module for nodes, _, _ in getattr(dg, "shuffles", []) for node in nodes}
+    recorded = getattr(dg, "recorded", None)
+    widths_seen = recorded.widths if recorded else {}
     groups: list[ChannelGroup] = []
     member_group: dict[str, str] = {}
     for group in dg.get_all_groups(root_module_types=MEASURED_TYPES):
-        root_dep = group[0].dep
-        root = root_dep.target.module
+        root = group[0].dep.target.module
+        shuffled = any(dep.target.module in mapped for dep, _ in group)
+        tied = None
+        if shuffled and not is_one_to_one(dg, root):
+            new_root, new_group = one_to_one_root(dg, group, names)
+            if new_root is None:
+                tied = ("a channel shuffle ties channels of each layer here to other channels of the same layer, "
+                        "in sets no pruning can keep aligned")
+            else:
+                root, group = new_root, new_group
         gname = f"{names[root]}:out"
         members = []
         for dep, _ in group:
@@ -190,16 +218,28 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
                 side = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
                 members.append(f"{names[dep.target.module]}:{side}")
         members = sorted(set(members))
-        ok, reason = _group_is_consistent(group, widths_of)
-        if ok and _permutes_channels(group):
+        width = len(group[0].idxs)
+        ok, reason = _keeps_channel_counts(group, widths_seen, mapped)
+        if ok:
+            ok, reason = _group_is_consistent(group, dg, same_width=not shuffled)
+        if ok and tied:
+            ok, reason = False, tied
+        if ok and _permutes_channels(group, mapped):
             ok, reason = False, ("a channel shuffle (transpose/permute of the channel axis) reorders these channels; "
                                  "pruning through it would mis-align them")
-        if ok and any(m.split(":")[0] in output_layers and m.endswith(":out") for m in members):
-            ok, reason = False, "feeds the model output"
-        divisor = _chunking(group, len(group[0].idxs))
-        if ok and divisor > 1 and len(group[0].idxs) % divisor:
-            ok, reason = False, f"width {len(group[0].idxs)} does not split into {divisor} conv groups"
-        groups.append(ChannelGroup(gname, len(group[0].idxs), members, ok, reason, divisor))
+        feeds = sorted({output_layers[m[:-4]] for m in members if m.endswith(":out") and m[:-4] in output_layers})
+        if ok and feeds:
+            ok, reason = False, "feeds the model " + " and ".join(feeds)
+        divisor = _chunking(group, width)
+        if ok and shuffled and divisor > 1:
+            ok, reason = False, ("a channel shuffle reorders the channels of a grouped conv; pruning through it "
+                                 "would mis-align the conv groups")
+        if ok:
+            split_divisor, reason = balanced_divisor(group, width)
+            ok, divisor = reason is None, math.lcm(divisor, split_divisor)
+        if ok and divisor > 1 and width % divisor:
+            ok, reason = False, f"width {width} does not split into {divisor} equal chunks (conv groups or splits)"
+        groups.append(ChannelGroup(gname, width, members, ok, reason, divisor))
         for m in members:
             member_group.setdefault(m, gname)
 
@@ -229,11 +269,14 @@ def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSp
 PERMUTING_OPS = ("transpose", "permute", "channelshuffle", "pixelshuffle", "pixelunshuffle")
 
 
-def _permutes_channels(group) -> bool:
-    """Whether the coupled set passes through an op that reorders channels (torch-pruning treats it as identity)."""
+def _permutes_channels(group, mapped=frozenset()) -> bool:
+    """Whether the coupled set passes through an op that reorders channels and has no channel map (``mapped``:
+    the shuffles whose permutation the graph carries); torch-pruning treats such an op as identity."""
     for dep, _ in group:
         text = str(dep.target.module).lower()
-        if not isinstance(dep.target.module, MEASURED_TYPES) and any(op in text for op in PERMUTING_OPS):
+        if dep.target.module in mapped or isinstance(dep.target.module, MEASURED_TYPES):
+            continue
+        if any(op in text for op in PERMUTING_OPS):
             return True
     return False
 
@@ -248,20 +291,44 @@ def _chunking(group, width: int) -> int:
     return divisor
 
 
-def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> set[str]:
-    """Layers whose output is the model's output (their out-channels are the classes: never pruned)."""
-    last: list[nn.Module] = []
+def _output_tensors(out, label: str = "output") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of a model's output (a tensor, or tuples, lists and dicts of them), each with a label."""
+    if isinstance(out, torch.Tensor):
+        return [(label, out)]
+    if isinstance(out, dict):
+        return [t for k, v in out.items() for t in _output_tensors(v, f"output {k!r}")]
+    if isinstance(out, (tuple, list)):
+        return [t for i, v in enumerate(out) for t in _output_tensors(v, f"output {i}" if label == "output"
+                                                                     else f"{label}[{i}]")]
+    return []
+
+
+def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> dict[str, str]:
+    """Layers whose out-channels reach a model output with no conv/linear in between (they are the output's
+    channels: never pruned), each with the output it feeds; found by walking back the autograd graph."""
+    producers: dict = {}
 
     def record(mod, inp, out):
-        last.append(mod)
+        if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+            producers[out.grad_fn] = mod
 
     hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, MEASURED_TYPES)]
     try:
-        with torch.no_grad():
-            out = model(example)
+        with torch.enable_grad():
+            out = model(example.detach().requires_grad_(True))  # a graph even when the weights are frozen
     finally:
         for h in hooks:
             h.remove()
-    if not last:
-        return set()
-    return {names[last[-1]]} if isinstance(out, torch.Tensor) else set()
+    found: dict[str, str] = {}
+    for label, tensor in _output_tensors(out):
+        stack, seen = [tensor.grad_fn], set()
+        while stack:
+            fn = stack.pop()
+            if fn is None or fn in seen:
+                continue
+            seen.add(fn)
+            if fn in producers:
+                found.setdefault(names[producers[fn]], label)
+                continue
+            stack += [f for f, _ in getattr(fn, "next_functions", ())]
+    return found

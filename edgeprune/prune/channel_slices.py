@@ -17,9 +17,13 @@ def group_slices(model: nn.Module, space: LayerSpace) -> dict[str, list[Slice]]:
     out: dict[str, list[Slice]] = {}
     for g in space.prunable_groups:
         root = modules[g.name.rsplit(":", 1)[0]]
-        group = dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels, idxs=[0])
+        group = dg.get_pruning_group(root, dg.get_pruner_of_module(root).prune_out_channels,
+                                     idxs=list(range(g.width)))
         slices: list[Slice] = []
-        for dep, _ in group:
+        for item in group:
+            if list(item.idxs) != list(item.root_idxs):
+                continue  # a concat offset or a shuffle: this member's channel j is not the group's channel j
+            dep = item.dep
             mod = dep.target.module
             is_out = dg.is_out_channel_pruning_fn(dep.handler)
             depthwise = isinstance(mod, nn.Conv2d) and mod.groups > 1

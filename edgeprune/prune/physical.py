@@ -54,6 +54,8 @@ def apply_kept(model: nn.Module, space: LayerSpace, kept: dict[str, Iterable[int
     for root, removed in plan:
         if removed:
             out_group(dg, root, removed).prune()
+            if getattr(dg, "shuffles", None) or getattr(dg, "splits", None):
+                dg = build_graph(pruned, space.input_shape)  # shuffle and split maps hold the widths they saw
     return pruned
 
 

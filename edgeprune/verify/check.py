@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.verify.lookup import find_cost_model
+from edgeprune.verify.precision import is_int8
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.prune.budget import UNITS, parse_budget, resolve_budget
 
@@ -43,16 +45,18 @@ def measured_value(result: dict, metric: str, device: str, runtime: str) -> tupl
         "sensor": energy.get("source") if energy.get("kind") != "estimate" else "estimate"}
 
 
-def load_cost_model(info: dict | None, path, device: str, runtime: str, threads: int, metric: str):
-    """(cost model, its path) from ``path`` or the default location for this device/model; (None, None) if none."""
-    from edgeprune.costmodel import persist
-    from edgeprune.costmodel.fit import default_model_path
-
-    if path is None and info is not None:
-        path = default_model_path(device, info["base_model"], runtime, threads, metric)
-    if path is None or not Path(path).is_file():
-        return None, None
-    return persist.load(path)[0], str(path)
+def prediction_warnings(runtime: str, cm_runtime: str | None, int8: bool | None, predicted) -> list[str]:
+    """What a prediction does not cover: a cost model fitted on another runtime, or fp32 layers for int8."""
+    if predicted is None:
+        return []
+    out = []
+    if cm_runtime and cm_runtime != runtime:
+        out.append(f"predicted by a cost model fitted on {cm_runtime}; this artifact runs on {runtime} "
+                   f"(calibrate and fit with --runtime {runtime} for a like-for-like prediction)")
+    if int8:
+        out.append("int8 artifact: the cost model was fitted on fp32 layers, so the prediction is for the fp32 "
+                   "model of the same widths")
+    return out
 
 
 def predictions(cost_model, info: dict | None) -> tuple[float | None, float | None, dict | None]:
@@ -93,10 +97,15 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
     runtime = runtime_of(path)
     data = path.read_bytes()
     info = model_info(path)
-    cm_path = str(cost_model_path) if cost_model_path else None
+    cm_path, cm_runtime = (str(cost_model_path) if cost_model_path else None), None
     if cost_model is None:
-        cost_model, cm_path = load_cost_model(info, cost_model_path, device_name, runtime, threads, metric)
+        try:
+            cost_model, cm_path, cm_runtime = find_cost_model(info, cost_model_path, device_name, runtime, threads,
+                                                              metric)
+        except EdgepruneError as exc:
+            raise VerifyError(str(exc)) from exc
     predicted, dense, layer_pred = predictions(cost_model, info)
+    int8 = is_int8(data, runtime)
     limit = budget_value(budget, metric, dense)
     wants_profile = profile and runtime == "onnxruntime"
     result = open_device(device_name).measure(data, runtime, settings or MeasureSettings(threads=threads),
@@ -107,7 +116,9 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
             "prediction_error": measured / predicted - 1 if predicted else None,
             "budget": limit, "budget_given": budget, "tolerance": tolerance,
             "within_budget": None if limit is None else measured <= limit * (1 + tolerance),
-            "provenance": provenance, "layers": _layers(result.get("profile"), layer_pred)}
+            "provenance": provenance, "layers": _layers(result.get("profile"), layer_pred),
+            "int8": int8, "cost_model_runtime": cm_runtime,
+            "warnings": prediction_warnings(runtime, cm_runtime, int8, predicted)}
 
 
 def _layers(profile: dict | None, predicted: dict | None):
