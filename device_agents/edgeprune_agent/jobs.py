@@ -116,6 +116,14 @@ class MeasureWorker:
             self._prune()
             return self._jobs.get(job_id)
 
+    def counts(self) -> Dict[str, int]:
+        """How many known jobs are in each status."""
+        with self._lock:
+            out: Dict[str, int] = {}
+            for job in self._jobs.values():
+                out[job.status] = out.get(job.status, 0) + 1
+            return out
+
     def ahead_s(self, job: Job) -> float:
         """Sum of the deadlines of the jobs before this one that have not finished (an upper bound on its wait)."""
         with self._lock:

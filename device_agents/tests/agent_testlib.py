@@ -54,6 +54,28 @@ def int64_input_bytes() -> bytes:
     return _save(graph)
 
 
+def loop_forever_bytes() -> bytes:
+    """A Loop whose trip count is int64 max and whose condition stays true: one inference never ends."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.ones(1, np.float32), "one")])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trip", "cond", "x"], ["y"], body=body)],
+        "loop_forever",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.array(2**63 - 1, np.int64), "trip"),
+                     numpy_helper.from_array(np.array(True), "cond")])
+    return _save(graph)
+
+
 def write_sysfs(root: Path, fixture_name: str) -> Dict[str, str]:
     """Build a fake tree under `root` from a `<path>:<value>` fixture file; returns path -> value."""
     written = {}
