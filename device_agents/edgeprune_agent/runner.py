@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection, wait
@@ -68,7 +69,7 @@ def _get_context():
     if _context is None:
         if "forkserver" in multiprocessing.get_all_start_methods():
             _context = multiprocessing.get_context("forkserver")
-            _context.set_forkserver_preload(["edgeprune_agent.measure", "edgeprune_agent.sensors"])
+            _context.set_forkserver_preload(["edgeprune_agent.measure", "edgeprune_agent.sensors", "onnxruntime"])
         else:
             _context = multiprocessing.get_context("spawn")
     return _context
@@ -82,10 +83,23 @@ def _portable_error(exc: BaseException) -> tuple:
     return name, str(exc) if name in _REBUILD else f"{type(exc).__name__}: {exc}"
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the forkserver (which exits with the agent) goes, so no job outlives the agent."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(conn: Connection, model_bytes: bytes, params: Dict[str, Any], sensor: Optional[Dict[str, Any]],
            memory_limit_bytes: Optional[int]) -> None:
     """Job process body: measure, send ("ok", result) or ("error", (class name, message)), exit."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     if memory_limit_bytes:
         import resource
 
