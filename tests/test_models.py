@@ -150,12 +150,25 @@ def test_corrupt_checkpoint(tmp_path):
     torch.save(resnet20().state_dict(), good)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="not a torch checkpoint"):
         load_weights(resnet20(), bad)
     text = tmp_path / "text.pt"
     text.write_text("hello, not a checkpoint\n")
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="not a torch checkpoint"):
         load_weights(resnet20(), text)
+
+
+def test_random_bytes_and_pickled_objects_never_get_unsafe_advice(tmp_path):
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes((i * 131 + 7) % 256 for i in range(4096)))
+    with pytest.raises(WeightsError, match="noise.pt is not a torch checkpoint") as err:
+        load_weights(resnet20(), noise)
+    assert "weights_only" not in str(err.value) and "re-save" not in str(err.value)
+    pickled = tmp_path / "obj.pt"
+    torch.save({"model": resnet20()}, pickled)  # a whole module object, not tensors
+    with pytest.raises(WeightsError, match="holds Python objects besides tensors") as err:
+        load_weights(resnet20(), pickled)
+    assert "weights_only=False" not in str(err.value)
 
 
 def test_checkpoint_with_python_objects_refused(tmp_path):
