@@ -34,6 +34,7 @@ class JobView(BaseModel):
     status: str
     deadline_s: float
     running_s: Optional[float] = None
+    ran_s: Optional[float] = None
     result: Optional[Dict[str, Any]] = None
     error: Optional[ErrorBody] = None
 

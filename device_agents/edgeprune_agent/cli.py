@@ -14,7 +14,10 @@ from typing import List, Optional
 from ._version import __version__
 from .energy import EnergyProtocol
 from .errors import AgentError
+from .runner import SETUP_S
 from .sensors import CHOICES as SENSOR_CHOICES
+
+BODY_IDLE_TIMEOUT_S = 10.0
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -72,8 +75,8 @@ def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[str] =
           estimate_watts_per_core: float = 10.0, bin_dir: Optional[str] = None,
           energy_protocol: Optional[EnergyProtocol] = None, advertise_name: Optional[str] = None,
           sensor_options: Optional[dict] = None, tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
-          allow_readable_token: bool = False, max_queued_mb: float = 256, job_memory_mb: Optional[float] = None
-          ) -> None:
+          allow_readable_token: bool = False, max_queued_mb: float = 256, job_memory_mb: Optional[float] = None,
+          job_setup_s: float = SETUP_S, body_timeout_s: float = BODY_IDLE_TIMEOUT_S) -> None:
     """Run the agent's HTTP(S) server until interrupted."""
     import uvicorn
 
@@ -87,7 +90,8 @@ def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[str] =
                      sysfs_root=sysfs_root, estimate_watts=estimate_watts_per_core, bin_dir=bin_dir,
                      energy_protocol=energy_protocol, advertise=advertise, sensor_options=sensor_options,
                      max_queued_bytes=int(max_queued_mb * 2**20),
-                     job_memory_bytes=int(job_memory_mb * 2**20) if job_memory_mb else None)
+                     job_memory_bytes=int(job_memory_mb * 2**20) if job_memory_mb else None,
+                     job_setup_s=job_setup_s, body_idle_timeout_s=body_timeout_s)
     if tls_cert is not None:
         print(f"edgeprune-agent: serving HTTPS; certificate fingerprint {cert_fingerprint(tls_cert)} "
               "(pin it on the host with: edgeprune device add ... --tls-fingerprint)", file=sys.stderr)
@@ -145,6 +149,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="models waiting in the queue may hold at most this much (then 503 + Retry-After)")
     p_serve.add_argument("--job-memory-mb", type=float, default=None,
                          help="address-space limit of each measurement process (default: none)")
+    p_serve.add_argument("--job-setup-s", type=float, default=SETUP_S,
+                         help="per-job allowance for loading the model; deadline = this + 2 x max_duration_s "
+                              "+ energy windows")
+    p_serve.add_argument("--body-timeout-s", type=float, default=BODY_IDLE_TIMEOUT_S,
+                         help="answer 408 when an upload sends nothing for this long")
     p_serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (needed on any shared network)")
     p_serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p_serve.add_argument("--allow-readable-token-file", action="store_true",
@@ -195,7 +204,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             serve(args.host, args.port, args.token_file, args.max_upload_mb, args.sensor,
                   args.sysfs_root, args.estimate_watts_per_core, args.bin_dir, _protocol(args), name,
                   _sensor_options(args), args.tls_cert, args.tls_key, args.allow_readable_token_file,
-                  args.max_queued_mb, args.job_memory_mb)
+                  args.max_queued_mb, args.job_memory_mb, args.job_setup_s, args.body_timeout_s)
         elif args.command == "info":
             from .fingerprint import device_info
             print(json.dumps(device_info(args.sysfs_root, args.bin_dir), indent=2))

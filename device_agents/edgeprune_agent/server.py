@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from ._version import __version__
 from .api_schema import MEASURE_BODY, MEASURE_RESPONSES, JobView, bounds, describe_bounds, error_responses
+from .cli import BODY_IDLE_TIMEOUT_S
 from .energy import EnergyProtocol
 from .errors import RuntimeUnavailable
 from .fingerprint import device_info
@@ -26,7 +27,6 @@ from .runtimes import check_available, known_runtimes
 from .sensors import open_sensor
 
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 2**20
-BODY_IDLE_TIMEOUT_S = 10.0
 
 
 def _limit_text(limit: int) -> str:
@@ -77,6 +77,8 @@ def job_view(job: Job) -> Dict[str, Any]:
     view: Dict[str, Any] = {"job_id": job.job_id, "status": job.status, "deadline_s": job.deadline_s}
     if job.status == "running" and job.started is not None:
         view["running_s"] = time.monotonic() - job.started
+    if job.finished is not None and job.started is not None:
+        view["ran_s"] = job.finished - job.started
     if job.status == "done":
         view["result"] = job.result
     elif job.error is not None:
@@ -86,11 +88,11 @@ def job_view(job: Job) -> Dict[str, Any]:
 
 
 def _finished_response(job: Job) -> JSONResponse:
-    """200 with the result, or the failure's status with its error body."""
+    """200 with the result, or the failure's status with its error body (X-Job-Id names the job either way)."""
     if job.status == "done":
-        return JSONResponse(job.result)
+        return JSONResponse(job.result, headers={"X-Job-Id": job.job_id})
     status, error, detail = classify(job.error) if job.error else (500, "measurement failed", None)
-    return error_response(status, error, detail, job_id=job.job_id)
+    return error_response(status, error, detail, headers={"X-Job-Id": job.job_id}, job_id=job.job_id)
 
 
 def _bearer_auth(token: str):
