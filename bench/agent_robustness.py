@@ -262,7 +262,8 @@ def main() -> None:
     (RESULTS / "agent_robustness.json").write_text(json.dumps(report, indent=2, default=str))
     for key in ("requests_answered", "seconds", "answers_by_status", "answers_5xx", "retried_503_with_retry_after",
                 "schema_violations", "unexpected_status", "jobs", "job_status", "late", "max_ran_over_deadline_s",
-                "deadline_exceeded", "cancelled", "valid_submitted", "valid_results", "valid_missing", "valid_duplicated",
+                "deadline_exceeded", "cancelled", "valid_submitted", "valid_results", "valid_missing",
+                "valid_duplicated",
                 "rss_before_mib", "rss_after_mib", "rss_ratio", "agent_children_after", "targets_met"):
         print(f"{key:32s} {report[key]}")
 

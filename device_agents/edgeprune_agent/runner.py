@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 
 from .errors import AgentError, ModelInvalid, RuntimeUnavailable, SensorUnavailable
 
+JOB_PROCESS_NAME = "edgeprune-job"
 SETUP_S = 20.0  # model load, conditions, sensor open and process start, on a slow board
 _RUNTIME_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
 _REBUILD = {cls.__name__: cls for cls in (ModelInvalid, RuntimeUnavailable, SensorUnavailable, ValueError)}
@@ -83,14 +84,17 @@ def _portable_error(exc: BaseException) -> tuple:
     return name, str(exc) if name in _REBUILD else f"{type(exc).__name__}: {exc}"
 
 
-def _die_with_parent() -> None:
-    """Linux: get SIGKILL when the forkserver (which exits with the agent) goes, so no job outlives the agent."""
+def _linux_process_setup() -> None:
+    """Linux: name the process 'edgeprune-job' (ps, top) and SIGKILL it when the forkserver, which exits with the
+    agent, goes, so no job outlives the agent."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, ctypes.c_char_p(JOB_PROCESS_NAME.encode()), 0, 0, 0)  # 15 = PR_SET_NAME
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -99,7 +103,7 @@ def _child(conn: Connection, model_bytes: bytes, params: Dict[str, Any], sensor:
            memory_limit_bytes: Optional[int]) -> None:
     """Job process body: measure, send ("ok", result) or ("error", (class name, message)), exit."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
+    _linux_process_setup()
     if memory_limit_bytes:
         import resource
 
@@ -158,7 +162,7 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
     ctx = _get_context()
     recv, send = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_child, args=(send, bytes(model_bytes), dict(params), sensor, memory_limit_bytes),
-                          name="edgeprune-job", daemon=True)
+                          name=JOB_PROCESS_NAME, daemon=True)
     end = time.monotonic() + deadline_s
     try:
         process.start()
