@@ -165,7 +165,8 @@ MIX = {"random_bytes": 10, "truncated": 10, "bitflip": 8, "dynamic_shape": 2, "h
 
 
 def generate(n: int, seed: int, valid_only: bool = False) -> list[Request]:
-    """``n`` requests: 8 % valid jobs, a fixed set of hanging, stalled, streamed and long jobs, the rest hostile."""
+    """``n`` requests: a burst of 24 queued jobs first, then 8 % valid jobs, a fixed set of hanging, stalled,
+    streamed and long jobs and the rest hostile, shuffled."""
     rng = random.Random(seed)
     base = conv_model()
     if valid_only:
@@ -180,7 +181,10 @@ def generate(n: int, seed: int, valid_only: bool = False) -> list[Request]:
     out += [Request("long_cancelled", params={**FAST, "min_duration_s": 300, "max_duration_s": 300,
                                               "wait": "false"}, body=base, expect=frozenset({202}), cancel=True)
             for _ in range(3)]
+    burst = [_valid(seed * 10_000 + 5_000 + i, rng) for i in range(24)]  # fills the 16-job queue: 503s
+    for req in burst:
+        req.params["wait"], req.expect = "false", frozenset({202})
     kinds, weights = zip(*MIX.items())
-    out += [_hostile(kind, rng, base) for kind in rng.choices(kinds, weights, k=max(0, n - len(out)))]
+    out += [_hostile(kind, rng, base) for kind in rng.choices(kinds, weights, k=max(0, n - len(out) - len(burst)))]
     rng.shuffle(out)
-    return out
+    return burst + out

@@ -230,7 +230,13 @@ def main() -> None:
             run_clients(url, warm, 1, contract, stop_at)  # first jobs start the forkserver and load onnxruntime
             rss_before = agent.memory_info().rss
             requests = generate(args.requests, args.seed)
+            series, sampling = [], threading.Event()
+            sampler = threading.Thread(target=lambda: [series.append(agent.memory_info().rss / 2**20)
+                                                       for _ in iter(lambda: sampling.wait(2.0), True)])
+            sampler.start()
             stats = run_clients(url, requests, args.clients, contract, stop_at)
+            sampling.set()
+            sampler.join()
             jobs = judge_jobs(stats["jobs"], stats["views"])
             rss_after = agent.memory_info().rss
             leftover = [" ".join(c.cmdline())[-70:] for c in agent.children(recursive=True)]
@@ -249,7 +255,8 @@ def main() -> None:
         "unexpected_status": len(stats["unexpected"]), "unexpected_examples": stats["unexpected"][:10],
         **jobs,
         "rss_before_mib": rss_before / 2**20, "rss_after_mib": rss_after / 2**20,
-        "rss_ratio": rss_after / rss_before, "agent_children_after": leftover,
+        "rss_ratio": rss_after / rss_before, "rss_max_mib": max(series, default=None),
+        "rss_every_2s_mib": [round(x, 1) for x in series], "agent_children_after": leftover,
     }
     report["targets_met"] = {
         "no_5xx": report["answers_5xx"] == 0, "no_schema_violation": report["schema_violations"] == 0,
@@ -264,7 +271,7 @@ def main() -> None:
                 "schema_violations", "unexpected_status", "jobs", "job_status", "late", "max_ran_over_deadline_s",
                 "deadline_exceeded", "cancelled", "valid_submitted", "valid_results", "valid_missing",
                 "valid_duplicated",
-                "rss_before_mib", "rss_after_mib", "rss_ratio", "agent_children_after", "targets_met"):
+                "rss_before_mib", "rss_after_mib", "rss_ratio", "rss_max_mib", "agent_children_after", "targets_met"):
         print(f"{key:32s} {report[key]}")
 
 

@@ -150,6 +150,8 @@ class MeasureWorker:
     def _finish(self, job: Job, result: Optional[Dict[str, Any]] = None, error: Optional[BaseException] = None,
                 status: str = "done") -> None:
         """Record the outcome, drop the model bytes and wake whoever waits on the job."""
+        if error is not None:  # a kept traceback would keep the job's frames, and so its model bytes, alive
+            error.__traceback__ = error.__context__ = error.__cause__ = None
         job.result, job.error, job.status = result, error, status
         job.model_bytes = None
         job.finished = time.monotonic()
