@@ -8,7 +8,7 @@ import pytest
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
 from agent_testlib import TOKEN, LiveServer, conv_relu_bytes, loop_forever_bytes
 from edgeprune_agent.measure import MAX_DURATION_S, MAX_WARMUP, max_threads
-from edgeprune_agent.runner import DeadlineExceeded, JobCancelled, run_measurement
+from edgeprune_agent.runner import JOB_PROCESS_NAME, DeadlineExceeded, JobCancelled, run_measurement
 
 OCTET = {"Content-Type": "application/octet-stream"}
 FAST = {"warmup": 1, "min_repeats": 5, "min_duration_s": 0.05, "max_duration_s": 0.2}
@@ -130,3 +130,50 @@ def test_runner_reports_deadline_and_cancel(conv_model):
     cancel.close()
     result = run_measurement(conv_model, FAST, 30.0, sensor={"name": "estimate"})
     assert result["energy_mj"]["kind"] == "estimate" and result["latency_ms"]["n"] >= 5
+
+
+def test_sigterm_stops_the_agent_and_its_running_job(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    import psutil
+
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
+                             str(token), "--sensor", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ})
+    url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < end and proc.poll() is None, "agent did not start"
+                time.sleep(0.05)
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            job = client.post("/v1/measure", params={**FAST, "wait": "false", "max_duration_s": 300},
+                              content=loop_forever_bytes(), headers=OCTET).json()
+            _wait_status(client, job["job_id"], {"running"})
+        end = time.monotonic() + 30
+        while not (jobs := [p for p in psutil.Process(proc.pid).children(recursive=True)
+                            if p.name() == JOB_PROCESS_NAME]):  # "running" is set just before the fork
+            assert time.monotonic() < end, "no job process appeared"
+            time.sleep(0.01)
+        assert len(jobs) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) is not None
+        psutil.wait_procs(jobs, timeout=10)
+        assert not jobs[0].is_running()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
