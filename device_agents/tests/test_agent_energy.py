@@ -33,15 +33,20 @@ class RampSource(PowerSource):
 
 
 class FlagSource(PowerSource):
-    """3 W idle, 5 W while `busy` is set (the model 'runs')."""
+    """3 W in the idle windows, 5 W in the load windows (the protocol's order: idle, loads, idle); counts the
+    model's runs per window, so the test also sees that the model ran in the load windows only."""
 
     name, refresh_s = "flag", 0.005
 
-    def __init__(self):
-        self.busy = threading.Event()
+    def __init__(self, loads: int):
+        self.loads, self.runs = loads, []
+
+    def begin_window(self):
+        self.runs.append(0)
 
     def read(self):
-        return PowerReading(5.0 if self.busy.is_set() else 3.0, rails_w={"VDD_IN": 1.0})
+        loaded = 1 <= len(self.runs) - 1 <= self.loads
+        return PowerReading(5.0 if loaded else 3.0, rails_w={"VDD_IN": 1.0})
 
     def describe(self):
         return {"board_power_from": "test"}
@@ -78,20 +83,20 @@ def test_sampled_sensor_integrates_a_ramp():
 
 
 def test_protocol_separates_marginal_from_total():
-    source = FlagSource()
+    source = FlagSource(loads=3)
     sensor = SampledSensor(source, interval_s=0.001)
 
     def run():
-        source.busy.set()
+        source.runs[-1] += 1
         end = time.perf_counter() + 0.002
         while time.perf_counter() < end:
             pass
-        source.busy.clear()
 
     protocol = EnergyProtocol(windows=3, min_window_s=0.1)
     energy = measure_energy(run, sensor, protocol, lambda: {"governor": "performance", "cpu_freq_mhz": 1800.0})
     assert protocol.window_s(sensor) == pytest.approx(0.1)
     assert len(energy["windows"]) == 3 and all(w["duration_s"] >= 0.1 for w in energy["windows"])
+    assert len(source.runs) == 5 and source.runs[0] == source.runs[-1] == 0 and min(source.runs[1:-1]) > 0
     assert energy["idle_power_w"] == pytest.approx(3.0, rel=0.02)
     assert energy["load_power_w"] == pytest.approx(5.0, rel=0.05)
     per_inference_s = statistics.median([w["duration_s"] / w["inferences"] for w in energy["windows"]])
