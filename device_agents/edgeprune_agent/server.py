@@ -27,6 +27,7 @@ from .runtimes import check_available, known_runtimes
 from .sensors import open_sensor
 
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 2**20
+MAX_POLL_WAIT_S = 30.0
 
 
 def _limit_text(limit: int) -> str:
@@ -262,11 +263,19 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
         return _finished_response(job)
 
     @app.get("/v1/jobs/{job_id}", dependencies=[auth], response_model=None,
-             responses={200: {"model": JobView, "description": "the job"}, **error_responses(401, 404)})
-    async def get_job(job_id: str) -> Dict[str, Any]:
+             responses={200: {"model": JobView, "description": "the job"}, **error_responses(401, 404, 422)})
+    async def get_job(job_id: str, wait_s: float = Query(0.0, ge=0.0, le=MAX_POLL_WAIT_S,
+                                                        description="answer as soon as the job ends, or after "
+                                                                    "this many seconds (long poll)")
+                      ) -> Dict[str, Any]:
         job = worker.get(job_id)
         if job is None:
             raise ApiError(404, "unknown job", f"no job with id {job_id!r} (finished jobs expire)")
+        if wait_s > 0 and job.finished is None:
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), timeout=wait_s)
+            except asyncio.TimeoutError:
+                pass
         return job_view(job)
 
     @app.delete("/v1/jobs/{job_id}", dependencies=[auth], response_model=None,
@@ -280,7 +289,10 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
         if job.finished is not None:
             raise ApiError(409, "already finished", f"job {job_id} already ended ({job.status})", job_id=job_id)
         worker.cancel(job_id)
-        await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=15.0)
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), timeout=15.0)
+        except asyncio.TimeoutError:  # the job process is being killed; the view still says running
+            pass
         return job_view(job)
 
     return app
