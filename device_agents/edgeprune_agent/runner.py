@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -84,26 +85,40 @@ def _portable_error(exc: BaseException) -> tuple:
     return name, str(exc) if name in _REBUILD else f"{type(exc).__name__}: {exc}"
 
 
-def _linux_process_setup() -> None:
-    """Linux: name the process 'edgeprune-job' (ps, top) and SIGKILL it when the forkserver, which exits with the
-    agent, goes, so no job outlives the agent."""
+def _name_process() -> None:
+    """Linux: name the job process 'edgeprune-job' (visible in ps and top)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(15, ctypes.c_char_p(JOB_PROCESS_NAME.encode()), 0, 0, 0)  # 15 = PR_SET_NAME
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(JOB_PROCESS_NAME.encode()), 0, 0, 0)  # 15 = PR_SET_NAME
     except (OSError, AttributeError):
         pass
 
 
-def _child(conn: Connection, model_bytes: bytes, params: Dict[str, Any], sensor: Optional[Dict[str, Any]],
-           memory_limit_bytes: Optional[int]) -> None:
+def _die_with_agent(lifeline: Connection) -> None:
+    """End this job's process group once the agent is gone: only the agent holds the lifeline's other end.
+
+    (The forkserver is no guide: every child keeps it alive, so PR_SET_PDEATHSIG on it would never fire.)
+    """
+    def watch() -> None:
+        lifeline.poll(None)  # returns at EOF, when the agent has died
+        if hasattr(os, "killpg"):
+            os.killpg(0, signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="agent-lifeline", daemon=True).start()
+
+
+def _child(conn: Connection, lifeline: Connection, model_bytes: bytes, params: Dict[str, Any],
+           sensor: Optional[Dict[str, Any]], memory_limit_bytes: Optional[int]) -> None:
     """Job process body: measure, send ("ok", result) or ("error", (class name, message)), exit."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _linux_process_setup()
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()  # its own group, so the agent can kill it with whatever it started (sensor tools)
+    _name_process()
+    _die_with_agent(lifeline)
     if memory_limit_bytes:
         import resource
 
@@ -131,11 +146,14 @@ def _child(conn: Connection, model_bytes: bytes, params: Dict[str, Any], sensor:
 
 
 def _stop(process) -> None:
-    """Kill the job process and reap it."""
+    """Kill the job process and anything it started (its process group), and reap it."""
     if process.pid is None:
         return
-    if process.is_alive():
-        process.kill()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        if process.is_alive():
+            process.kill()
     process.join(5.0)
 
 
@@ -161,12 +179,14 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
         raise ValueError(f"deadline_s must be > 0, got {deadline_s!r}")
     ctx = _get_context()
     recv, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(send, bytes(model_bytes), dict(params), sensor, memory_limit_bytes),
-                          name=JOB_PROCESS_NAME, daemon=True)
+    lifeline, keep_alive = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_child, args=(send, lifeline, bytes(model_bytes), dict(params), sensor,
+                                               memory_limit_bytes), name=JOB_PROCESS_NAME, daemon=True)
     end = time.monotonic() + deadline_s
     try:
         process.start()
         send.close()
+        lifeline.close()
         watch = [recv, process.sentinel] + ([cancel._recv] if cancel is not None else [])
         while True:
             remaining = end - time.monotonic()
@@ -191,5 +211,6 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
     finally:
         _stop(process)
         recv.close()
+        keep_alive.close()
         if process.exitcode is not None:
             process.close()

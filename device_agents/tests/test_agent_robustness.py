@@ -1,8 +1,13 @@
 """One request cannot take the agent down: bounded settings, deadlines, cancellation, byte caps, body timeouts."""
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
+import psutil
 import pytest
 
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
@@ -144,15 +149,8 @@ def test_runner_reports_deadline_and_cancel(conv_model):
     assert result["energy_mj"]["kind"] == "estimate" and result["latency_ms"]["n"] >= 5
 
 
-def test_sigterm_stops_the_agent_and_its_running_job(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    import httpx
-    import psutil
-
+def _agent_running_a_hanging_job(tmp_path):
+    """A real `edgeprune-agent serve` process whose job process is stuck in a never-ending graph."""
     token = tmp_path / "token"
     token.write_text(TOKEN)
     token.chmod(0o600)
@@ -160,32 +158,39 @@ def test_sigterm_stops_the_agent_and_its_running_job(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
-                             str(token), "--sensor", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ})
-    url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
+                             str(token), "--sensor", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            assert time.monotonic() < end and proc.poll() is None, "agent did not start"
+            time.sleep(0.05)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
+        job = client.post("/v1/measure", params={**FAST, "wait": "false", "max_duration_s": 300},
+                          content=loop_forever_bytes(), headers=OCTET).json()
+        _wait_status(client, job["job_id"], {"running"})
+    end = time.monotonic() + 30
+    while not (jobs := [p for p in psutil.Process(proc.pid).children(recursive=True)
+                        if p.name() == JOB_PROCESS_NAME]):  # "running" is set just before the fork
+        assert time.monotonic() < end, "no job process appeared"
+        time.sleep(0.01)
+    assert len(jobs) == 1
+    return proc, jobs[0]
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_the_job_process_never_outlives_the_agent(tmp_path, how):
+    proc, job = _agent_running_a_hanging_job(tmp_path)
     try:
-        end = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < end and proc.poll() is None, "agent did not start"
-                time.sleep(0.05)
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            job = client.post("/v1/measure", params={**FAST, "wait": "false", "max_duration_s": 300},
-                              content=loop_forever_bytes(), headers=OCTET).json()
-            _wait_status(client, job["job_id"], {"running"})
-        end = time.monotonic() + 30
-        while not (jobs := [p for p in psutil.Process(proc.pid).children(recursive=True)
-                            if p.name() == JOB_PROCESS_NAME]):  # "running" is set just before the fork
-            assert time.monotonic() < end, "no job process appeared"
-            time.sleep(0.01)
-        assert len(jobs) == 1
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) is not None
-        psutil.wait_procs(jobs, timeout=10)
-        assert not jobs[0].is_running()
+        proc.send_signal(how)
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs([job], timeout=10)
+        assert not alive, f"job process survived {how.name}"
     finally:
         if proc.poll() is None:
             proc.kill()
+        if job.is_running():
+            job.kill()
