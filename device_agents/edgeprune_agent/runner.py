@@ -17,6 +17,7 @@ SETUP_S = 20.0  # model load, conditions, sensor open and process start, on a sl
 _RUNTIME_MODULES = ("onnxruntime", "ai_edge_litert", "tflite_runtime")
 _REBUILD = {cls.__name__: cls for cls in (ModelInvalid, RuntimeUnavailable, SensorUnavailable, ValueError)}
 _context = None
+_context_lock = threading.Lock()
 
 
 class DeadlineExceeded(AgentError):
@@ -68,13 +69,15 @@ def job_deadline_s(max_duration_s: float, energy_s: float = 0.0, setup_s: float 
 def _get_context():
     """forkserver where available: children fork from a clean single-threaded server with the agent imported."""
     global _context
-    if _context is None:
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            _context = multiprocessing.get_context("forkserver")
-            _context.set_forkserver_preload(["edgeprune_agent.measure", "edgeprune_agent.sensors", "onnxruntime"])
-        else:
-            _context = multiprocessing.get_context("spawn")
-    return _context
+    with _context_lock:
+        if _context is None:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                _context = multiprocessing.get_context("forkserver")
+                _context.set_forkserver_preload(["edgeprune_agent.measure", "edgeprune_agent.sensors",
+                                                 "onnxruntime"])
+            else:
+                _context = multiprocessing.get_context("spawn")
+        return _context
 
 
 def _portable_error(exc: BaseException) -> tuple:
@@ -210,7 +213,7 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
                 raise _crashed(process)
     finally:
         _stop(process)
-        recv.close()
-        keep_alive.close()
+        for conn in (recv, send, lifeline, keep_alive):
+            conn.close()
         if process.exitcode is not None:
             process.close()
