@@ -175,6 +175,8 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
     """Run ``measure_model(model_bytes, **params)`` in a child process killed after ``deadline_s`` seconds.
 
     ``sensor``: ``open_sensor`` keyword arguments (plus ``energy_protocol`` as a dict), opened in the child.
+    Job processes fork from a forkserver that has the agent and onnxruntime imported, but multiprocessing still
+    re-imports the calling program's ``__main__`` in each of them: keep it light and behind a __main__ guard.
     Raises DeadlineExceeded, JobCancelled, MeasurementCrashed, or the measurement's own error (ModelInvalid,
     RuntimeUnavailable, SensorUnavailable, ValueError, MeasurementFailed).
     """
