@@ -194,3 +194,11 @@ def test_the_job_process_never_outlives_the_agent(tmp_path, how):
             proc.kill()
         if job.is_running():
             job.kill()
+
+
+def test_job_memory_limit_turns_an_oversized_graph_into_a_model_error(conv_model):
+    assert run_measurement(conv_model, FAST, 30.0, memory_limit_bytes=1024 * 2**20)["latency_ms"]["n"] >= 5
+    from edgeprune_agent.errors import ModelInvalid
+
+    with pytest.raises(ModelInvalid, match="MemoryError"):  # 3 x 4096 x 4096 floats fit the input cap, not 600 MiB
+        run_measurement(conv_relu_bytes([1, 3, 4096, 4096]), FAST, 30.0, memory_limit_bytes=600 * 2**20)
