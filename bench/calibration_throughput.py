@@ -41,6 +41,7 @@ def start_agent(tmp: Path) -> tuple[subprocess.Popen, AgentDevice]:
     """A real agent process on a loopback port (the same one a user starts with `edgeprune agent serve`)."""
     token_file = tmp / "token"
     token_file.write_text("bench-" + os.urandom(8).hex())
+    token_file.chmod(0o600)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "edgeprune.cli.main", "agent", "serve", "--port", str(port),
                              "--token-file", str(token_file), "--sensor", "estimate"],

@@ -36,21 +36,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_agent(token_file, *extra, command=("edgeprune.cli.main", "agent")):
+def start_agent(token_file, *extra, command=("edgeprune.cli.main", "agent"), tls_ca=None):
     """A real agent process on a free loopback port, serving; returns (process, url)."""
     import time
 
     import httpx
 
     port = free_port()
+    os.chmod(token_file, 0o600)  # the agent refuses a token file other users can read
     proc = subprocess.Popen([sys.executable, "-m", *command, "serve", "--port", str(port), "--token-file",
                              str(token_file), "--sensor", "estimate", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+            if httpx.get(url + "/v1/health", timeout=1, verify=str(tls_ca) if tls_ca else True).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -108,8 +108,105 @@ def test_unreachable_device(tmp_path):
     token = tmp_path / "t"
     token.write_text("x")
     run_cli("device", "add", "gone", "--url", f"http://127.0.0.1:{free_port()}", "--token-file", token)
+    device = open_device("gone")
+    device.silent_after_s = 1.0
     with pytest.raises(DeviceUnavailable, match="did not answer"):
-        open_device("gone").info()
+        device.info()
+
+
+def test_a_stopped_agent_is_reported_within_seconds(agent):
+    url, token_file, proc = agent
+    run_cli("device", "add", "pi", "--url", url, "--token-file", token_file)
+    device = open_device("pi")
+    device.request_timeout_s, device.silent_after_s = 1.0, 3.0
+    assert device.health()["status"] == "ok"
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(DeviceUnavailable, match="did not answer for"):
+            device.info()
+        assert time.monotonic() - t0 < 3.0 + 2 * 1.0 + 1.0  # silent window + the last timed-out request
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
+def test_busy_answers_are_retried_after_the_time_they_name(tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    calls = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self):
+            calls.append(time.monotonic())
+            first = len(calls) == 1
+            body = b'{"error": "queue full"}' if first else b'{"status": "ok"}'
+            self.send_response(503 if first else 200)
+            if first:
+                self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from edgeprune.measure.devices import AgentDevice
+
+        device = AgentDevice("busy", f"http://127.0.0.1:{server.server_port}", "t")
+        assert device.health() == {"status": "ok"}
+        assert len(calls) == 2 and calls[1] - calls[0] >= 1.0
+        device.busy_wait_s = 0.5  # a Retry-After past the busy budget is reported, not slept on
+        calls.clear()
+        with pytest.raises(DeviceUnavailable, match="503"):
+            device.health()
+    finally:
+        server.shutdown()
+
+
+def _self_signed(tmp_path):
+    """A self-signed certificate for 127.0.0.1 made with the openssl CLI; returns (cert, key, sha256 pin)."""
+    cert, key = tmp_path / "agent.crt", tmp_path / "agent.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=agent",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(cert), "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    import hashlib
+
+    return cert, key, "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def test_https_agent_with_ca_cert_or_pinned_fingerprint(tmp_path):
+    cert, key, pin = _self_signed(tmp_path)
+    token_file = tmp_path / "agent.token"
+    token_file.write_text("tls-token\n")
+    proc, url = start_agent(token_file, "--tls-cert", str(cert), "--tls-key", str(key), tls_ca=cert)
+    try:
+        assert url.startswith("https://")
+        run_cli("device", "add", "ca", "--url", url, "--token-file", token_file, "--ca-cert", cert)
+        colons = ":".join(pin[7:][i:i + 2] for i in range(0, 64, 2)).upper()  # as openssl -fingerprint prints
+        run_cli("device", "add", "pinned", "--url", url.replace("127.0.0.1", "localhost"),
+                "--token-file", token_file, "--tls-fingerprint", colons)
+        run_cli("device", "add", "wrong", "--url", url, "--token-file", token_file, "--tls-fingerprint", "ab" * 32)
+        run_cli("device", "add", "untrusted", "--url", url, "--token-file", token_file)
+        assert open_device("ca").info()["fingerprint_id"]
+        assert open_device("pinned").info()["fingerprint_id"]
+        with pytest.raises(MeasurementRejected, match="not the pinned"):
+            open_device("wrong").info()
+        untrusted = open_device("untrusted")
+        untrusted.silent_after_s = 0.5
+        with pytest.raises(DeviceUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.info()
+        bad = run_cli("device", "add", "x", "--url", url.replace("https", "http"), "--token-file", token_file,
+                      "--ca-cert", cert, "--json", check=False)
+        assert bad.returncode != 0 and "need an https:// URL" in bad.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def test_verify_through_an_agent_gets_the_devices_per_layer_profile(agent, tmp_path):

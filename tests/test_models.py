@@ -150,19 +150,28 @@ def test_corrupt_checkpoint(tmp_path):
     torch.save(resnet20().state_dict(), good)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="not a torch checkpoint"):
         load_weights(resnet20(), bad)
     text = tmp_path / "text.pt"
     text.write_text("hello, not a checkpoint\n")
-    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="not a torch checkpoint"):
         load_weights(resnet20(), text)
+
+
+def test_random_bytes_are_not_a_torch_checkpoint(tmp_path):
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes((i * 131 + 7) % 256 for i in range(4096)))
+    with pytest.raises(WeightsError, match="noise.pt is not a torch checkpoint") as err:
+        load_weights(resnet20(), noise)
+    assert "weights_only" not in str(err.value) and "re-save" not in str(err.value)
 
 
 def test_checkpoint_with_python_objects_refused(tmp_path):
     path = tmp_path / "obj.pt"
     torch.save({"state_dict": resnet20().state_dict(), "cfg": Path("x")}, path)
-    with pytest.raises(WeightsError, match="weights_only"):
+    with pytest.raises(WeightsError, match="holds Python objects besides tensors") as err:
         load_weights(resnet20(), path)
+    assert "weights_only=False" not in str(err.value)  # never advise unpickling an untrusted file
 
 
 def test_wrapped_and_prefixed_state_dicts_load(tmp_path):

@@ -54,3 +54,42 @@ def test_newer_schema_is_refused(tmp_path):
 def test_bad_kind(tmp_path):
     with LatencyTable(tmp_path / "t.sqlite") as t, pytest.raises(ValueError):
         t.count("layers")
+
+
+def _damaged_table(path):
+    """A real table with a few hundred rows whose middle pages are then overwritten with garbage."""
+    with LatencyTable(path) as t:
+        for i in range(300):
+            t.add_network(point_key("net", i), PROV, "demo_cnn", "a" * 16, {"conv1": i}, _result(float(i + 1)))
+    page = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    assert len(data) > 12 * page
+    for n in range(4, 10):
+        data[n * page:(n + 1) * page] = bytes((i * 37 + n) % 251 for i in range(page))
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_damaged_pages_are_detected_before_anything_is_written(tmp_path):
+    path = tmp_path / "t.sqlite"
+    before = _damaged_table(path)
+    with pytest.raises(TableError, match="is damaged.*nothing was written to it.*backup"):
+        LatencyTable(path)
+    assert path.read_bytes() == before
+
+
+def test_calibrate_and_fit_on_a_damaged_table_give_one_line(tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "t.sqlite"
+    before = _damaged_table(path)
+    import json
+
+    for command in (["calibrate", "--device", "local", "--model", "demo_cnn", "--points", "1",
+                     "--network-variants", "0", "--warmup", "1", "--min-repeats", "3", "--min-duration", "0.01"],
+                    ["fit", "--device", "local", "--model", "demo_cnn"]):
+        done = run_cli(*command, "--table", path, "--json", check=False)
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        error = json.loads(done.stdout)["error"]
+        assert "is damaged" in error and "\n" not in error
+        assert path.read_bytes() == before

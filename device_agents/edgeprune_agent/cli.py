@@ -14,7 +14,10 @@ from typing import List, Optional
 from ._version import __version__
 from .energy import EnergyProtocol
 from .errors import AgentError
+from .runner import SETUP_S
 from .sensors import CHOICES as SENSOR_CHOICES
+
+BODY_IDLE_TIMEOUT_S = 10.0
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -23,8 +26,11 @@ class CliError(AgentError):
     """A user-facing error that ends the command with exit code 2."""
 
 
-def load_or_create_token(token_file: Optional[str]) -> str:
-    """Read and strip the token file; create it (random token, mode 0600) when the path does not exist."""
+def load_or_create_token(token_file: Optional[str], allow_readable: bool = False) -> str:
+    """Read and strip the token file; create it (random token, mode 0600) when the path does not exist.
+
+    A token file other users can read is refused unless ``allow_readable``.
+    """
     if not token_file:
         raise CliError("--token-file is required: the agent refuses to run without a bearer token "
                        "(name a new path and a random token is generated there)")
@@ -39,6 +45,9 @@ def load_or_create_token(token_file: Optional[str]) -> str:
               "copy it to the host to connect", file=sys.stderr)
         return token
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if not allow_readable:
+            raise CliError(f"token file {path} is readable by other users: chmod 600 {path} "
+                           "(or pass --allow-readable-token-file)")
         print(f"edgeprune-agent: warning: {path} is readable by other users; chmod 600 it",
               file=sys.stderr)
     token = path.read_text(encoding="utf-8").strip()
@@ -47,25 +56,50 @@ def load_or_create_token(token_file: Optional[str]) -> str:
     return token
 
 
+def cert_fingerprint(cert_file: str) -> str:
+    """SHA-256 fingerprint of the first certificate in a PEM file, as the host's --tls-fingerprint wants it."""
+    import hashlib
+    import ssl
+
+    text = Path(cert_file).read_text(encoding="ascii")
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find("-----END CERTIFICATE-----")
+    if start < 0 or end < 0:
+        raise CliError(f"{cert_file} holds no PEM certificate")
+    der = ssl.PEM_cert_to_DER_cert(text[start:end + len("-----END CERTIFICATE-----")])
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
 def serve(host: str = "127.0.0.1", port: int = 8765, token_file: Optional[str] = None,
           max_upload_mb: float = 64, sensor: str = "auto", sysfs_root: str = "/",
           estimate_watts_per_core: float = 10.0, bin_dir: Optional[str] = None,
           energy_protocol: Optional[EnergyProtocol] = None, advertise_name: Optional[str] = None,
-          sensor_options: Optional[dict] = None) -> None:
-    """Run the agent's HTTP server until interrupted."""
+          sensor_options: Optional[dict] = None, tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+          allow_readable_token: bool = False, max_queued_mb: float = 256, job_memory_mb: Optional[float] = None,
+          job_setup_s: float = SETUP_S, body_timeout_s: float = BODY_IDLE_TIMEOUT_S) -> None:
+    """Run the agent's HTTP(S) server until interrupted."""
     import uvicorn
 
     from .server import create_app
 
-    token = load_or_create_token(token_file)
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("TLS needs both --tls-cert and --tls-key")
+    token = load_or_create_token(token_file, allow_readable_token)
     advertise = {"name": advertise_name, "host": host, "port": port} if advertise_name else None
     app = create_app(token, max_upload_bytes=int(max_upload_mb * 2**20), sensor_name=sensor,
                      sysfs_root=sysfs_root, estimate_watts=estimate_watts_per_core, bin_dir=bin_dir,
-                     energy_protocol=energy_protocol, advertise=advertise, sensor_options=sensor_options)
-    if host not in LOOPBACK_HOSTS:
-        print(f"edgeprune-agent: listening on {host}: reachable from the network over plain HTTP; "
-              "the token guards access but is not encrypted in transit", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+                     energy_protocol=energy_protocol, advertise=advertise, sensor_options=sensor_options,
+                     max_queued_bytes=int(max_queued_mb * 2**20),
+                     job_memory_bytes=int(job_memory_mb * 2**20) if job_memory_mb else None,
+                     job_setup_s=job_setup_s, body_idle_timeout_s=body_timeout_s)
+    if tls_cert is not None:
+        print(f"edgeprune-agent: serving HTTPS; certificate fingerprint {cert_fingerprint(tls_cert)} "
+              "(pin it on the host with: edgeprune device add ... --tls-fingerprint)", file=sys.stderr)
+    elif host not in LOOPBACK_HOSTS:
+        print(f"edgeprune-agent: warning: listening on {host} over plain HTTP: the bearer token and models "
+              "cross the network in clear text; use --tls-cert/--tls-key on a shared network", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="info", ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                timeout_keep_alive=5, timeout_graceful_shutdown=10)
 
 
 def _add_device_options(parser: argparse.ArgumentParser, energy: bool = True) -> None:
@@ -111,6 +145,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, default=8765)
     p_serve.add_argument("--token-file", help="bearer token file; created (0600) if the path does not exist")
     p_serve.add_argument("--max-upload-mb", type=float, default=64.0)
+    p_serve.add_argument("--max-queued-mb", type=float, default=256.0,
+                         help="models waiting in the queue may hold at most this much (then 503 + Retry-After)")
+    p_serve.add_argument("--job-memory-mb", type=float, default=None,
+                         help="address-space limit of each measurement process (default: none)")
+    p_serve.add_argument("--job-setup-s", type=float, default=SETUP_S,
+                         help="per-job allowance for loading the model; deadline = this + 2 x max_duration_s "
+                              "+ energy windows")
+    p_serve.add_argument("--body-timeout-s", type=float, default=BODY_IDLE_TIMEOUT_S,
+                         help="answer 408 when an upload sends nothing for this long")
+    p_serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (needed on any shared network)")
+    p_serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p_serve.add_argument("--allow-readable-token-file", action="store_true",
+                         help="accept a token file other users can read (refused by default)")
     p_serve.add_argument("--advertise", nargs="?", const="", default=None, metavar="NAME",
                          help="announce with zeroconf as _edgeprune._tcp (NAME defaults to the hostname)")
     _add_device_options(p_serve)
@@ -162,7 +209,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             name = args.advertise or socket.gethostname() if args.advertise is not None else None
             serve(args.host, args.port, args.token_file, args.max_upload_mb, args.sensor,
                   args.sysfs_root, args.estimate_watts_per_core, args.bin_dir, _protocol(args), name,
-                  _sensor_options(args))
+                  _sensor_options(args), args.tls_cert, args.tls_key, args.allow_readable_token_file,
+                  args.max_queued_mb, args.job_memory_mb, args.job_setup_s, args.body_timeout_s)
         elif args.command == "info":
             from .fingerprint import device_info
             print(json.dumps(device_info(args.sysfs_root, args.bin_dir), indent=2))

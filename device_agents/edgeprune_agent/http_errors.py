@@ -10,27 +10,37 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import ModelInvalid, RuntimeUnavailable, SensorUnavailable
+from .runner import DeadlineExceeded, JobCancelled, MeasurementCrashed, MeasurementFailed
 
 
 class ApiError(Exception):
     """An error answered as {"error", "detail"} with an HTTP status."""
 
     def __init__(self, status: int, error: str, detail: object = None,
-                 headers: Optional[Dict[str, str]] = None):
+                 headers: Optional[Dict[str, str]] = None, **extra: object):
         super().__init__(f"{status} {error}: {detail}")
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
+        self.extra = extra
 
 
 def classify(exc: BaseException) -> Tuple[int, str, str]:
     """Map a measurement exception to (HTTP status, error, detail)."""
     if isinstance(exc, ModelInvalid):
         return 422, "model invalid", str(exc)
+    if isinstance(exc, DeadlineExceeded):
+        return 422, "deadline exceeded", str(exc)
+    if isinstance(exc, MeasurementCrashed):
+        return 422, "model crashed the runtime", str(exc)
+    if isinstance(exc, JobCancelled):
+        return 409, "cancelled", str(exc)
     if isinstance(exc, RuntimeUnavailable):
         return 501, "runtime unavailable", str(exc)
     if isinstance(exc, SensorUnavailable):
         return 503, "sensor unavailable", str(exc)
     if isinstance(exc, ValueError):
         return 400, "invalid request", str(exc)
+    if isinstance(exc, MeasurementFailed):
+        return 500, "measurement failed", str(exc)
     return 500, "measurement failed", f"{type(exc).__name__}: {exc}"
 
 
@@ -51,7 +61,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.error, exc.detail, exc.headers)
+        return error_response(exc.status, exc.error, exc.detail, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,6 +8,7 @@ import numpy as np
 from .errors import ModelInvalid
 
 INPUT_SEED = 0
+MAX_INPUT_BYTES = 256 * 2**20  # far above any edge CNN input; stops a declared 100000x100000 image early
 
 
 def static_shape(input_name: str, dims: Iterable[object]) -> List[int]:
@@ -27,6 +28,10 @@ def static_shape(input_name: str, dims: Iterable[object]) -> List[int]:
 def random_input(shape: List[int], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
     """Deterministic random tensor of `shape` and `dtype` (normal floats, small or full-range ints)."""
     dt = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=object)) * dt.itemsize
+    if size > MAX_INPUT_BYTES:
+        raise ModelInvalid(f"an input of shape {shape} ({dt.name}) needs {size} bytes, over the agent's "
+                           f"{MAX_INPUT_BYTES // 2**20} MiB per input; export with a smaller static shape")
     if dt.kind == "f":
         return rng.standard_normal(shape).astype(dt)
     if dt.kind == "b":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import socket
 import statistics
 import time
@@ -13,7 +14,7 @@ from .conditions import conditions
 from .energy import EnergyProtocol, measure_energy
 from .errors import ModelInvalid
 from .fingerprint import fingerprint_id
-from .profile import PROFILE_RUNS, profile_onnx
+from .profile import profile_onnx
 from .runtimes import load_model, runtime_version
 from .sensors.base import EnergySensor
 from .reference import NAME as REFERENCE_NAME, load_reference
@@ -22,22 +23,38 @@ from .timing import latency_stats, timed_runs, timed_runs_with_reference, warm_u
 SCHEMA_VERSION = 1
 
 
+MAX_WARMUP = 10_000
+MAX_REPEATS = 100_000
+MAX_DURATION_S = 300.0
+
+
+def max_threads() -> int:
+    """Largest thread count a job may ask for: this device's logical CPUs."""
+    return os.cpu_count() or 1
+
+
+def limits() -> Dict[str, Dict[str, Any]]:
+    """Allowed range of every measurement setting (documented in the API and enforced with 400)."""
+    return {"threads": {"min": 1, "max": max_threads()}, "warmup": {"min": 0, "max": MAX_WARMUP},
+            "min_repeats": {"min": 1, "max": MAX_REPEATS},
+            "min_duration_s": {"min_exclusive": 0, "max": MAX_DURATION_S},
+            "max_duration_s": {"min_exclusive": 0, "max": MAX_DURATION_S}}
+
+
 def validate_settings(threads: int, warmup: int, min_repeats: int, min_duration_s: float,
                       max_duration_s: float) -> None:
-    """Raise ValueError with a clear message when a measurement setting is out of range."""
+    """Raise ValueError naming the allowed range when a measurement setting is out of range."""
     def is_int(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
-    if not is_int(threads) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
-    if not is_int(warmup) or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
-    if not is_int(min_repeats) or min_repeats < 1:
-        raise ValueError(f"min_repeats must be an integer >= 1, got {min_repeats!r}")
+    for label, value, low, high in (("threads", threads, 1, max_threads()), ("warmup", warmup, 0, MAX_WARMUP),
+                                    ("min_repeats", min_repeats, 1, MAX_REPEATS)):
+        if not is_int(value) or not low <= value <= high:
+            raise ValueError(f"{label} must be an integer in [{low}, {high}], got {value!r}")
     for label, value in (("min_duration_s", min_duration_s), ("max_duration_s", max_duration_s)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-                or not math.isfinite(value):
-            raise ValueError(f"{label} must be a finite number > 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not 0 < value <= MAX_DURATION_S:
+            raise ValueError(f"{label} must be a number in (0, {MAX_DURATION_S:g}] seconds, got {value!r}")
     if max_duration_s < min_duration_s:
         raise ValueError(f"max_duration_s ({max_duration_s}) must be >= min_duration_s ({min_duration_s})")
 
@@ -89,14 +106,15 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
     started_at, wall_start = _utc_now(), time.perf_counter()
     model = load_model(runtime, model_bytes, threads)
     before = conditions(sysfs_root, bin_dir)
-    warm_up(model.run, warmup, max_duration_s)
+    # Warm-ups and profiling share half of max_duration_s, so the whole job fits job_deadline_s.
+    warm_up(model.run, warmup, max_duration_s / 4)
     ref_model = load_reference(runtime, threads) if reference else None
     ref_samples: List[float] = []
     if ref_model is None:
         samples, energy = _timed_with_energy(
             sensor, lambda: timed_runs(model.run, min_repeats, min_duration_s, max_duration_s))
     else:
-        warm_up(ref_model.run, warmup, max_duration_s)
+        warm_up(ref_model.run, warmup, max_duration_s / 8)
 
         def timed() -> List[float]:
             got, ref = timed_runs_with_reference(model.run, ref_model.run, min_repeats, min_duration_s,
@@ -132,7 +150,8 @@ def measure_model(model_bytes: bytes, runtime: str = "onnxruntime", threads: int
         "wall_s": time.perf_counter() - wall_start,
     }
     if profile:
-        result["profile"] = {"nodes_ms": profile_onnx(model_bytes, threads=threads), "runs": PROFILE_RUNS,
+        nodes_ms, runs = profile_onnx(model_bytes, threads=threads, max_s=max_duration_s / 8)
+        result["profile"] = {"nodes_ms": nodes_ms, "runs": runs,
                              "source": "onnxruntime profiler (basic graph optimizations), median per node"}
     return result
 

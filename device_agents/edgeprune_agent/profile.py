@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -23,8 +24,9 @@ def node_times_us(trace: list[dict]) -> Dict[str, List[float]]:
     return dict(times)
 
 
-def profile_onnx(onnx_bytes: bytes, runs: int = PROFILE_RUNS, threads: int = 1) -> Dict[str, float]:
-    """Median per-run time in ms per node (basic graph optimizations), over ``runs`` inferences on random input."""
+def profile_onnx(onnx_bytes: bytes, runs: int = PROFILE_RUNS, threads: int = 1,
+                 max_s: float = float("inf")) -> Tuple[Dict[str, float], int]:
+    """Median per-run ms per node (basic graph optimizations) over up to ``runs`` inferences within ``max_s``."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,7 +40,9 @@ def profile_onnx(onnx_bytes: bytes, runs: int = PROFILE_RUNS, threads: int = 1) 
         sess = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
         x = np.random.default_rng(0).standard_normal([int(d) for d in inp.shape]).astype(np.float32)
-        for _ in range(runs):
+        done, end = 0, time.monotonic() + max_s
+        while done < runs and (done == 0 or time.monotonic() < end):
             sess.run(None, {inp.name: x})
+            done += 1
         trace = json.loads(Path(sess.end_profiling()).read_text())
-    return {node: float(np.median(t)) / 1e3 for node, t in node_times_us(trace).items()}
+    return {node: float(np.median(t)) / 1e3 for node, t in node_times_us(trace).items()}, done

@@ -54,6 +54,28 @@ def int64_input_bytes() -> bytes:
     return _save(graph)
 
 
+def loop_forever_bytes() -> bytes:
+    """A Loop whose trip count is int64 max and whose condition stays true: one inference never ends."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.ones(1, np.float32), "one")])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trip", "cond", "x"], ["y"], body=body)],
+        "loop_forever",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        initializer=[numpy_helper.from_array(np.array(2**63 - 1, np.int64), "trip"),
+                     numpy_helper.from_array(np.array(True), "cond")])
+    return _save(graph)
+
+
 def write_sysfs(root: Path, fixture_name: str) -> Dict[str, str]:
     """Build a fake tree under `root` from a `<path>:<value>` fixture file; returns path -> value."""
     written = {}
@@ -81,12 +103,15 @@ def write_file(root: Path, rel: str, text: str) -> Path:
 class LiveServer:
     """uvicorn serving an agent app on a free loopback port in a background thread."""
 
-    def __init__(self, **app_kwargs):
+    def __init__(self, tls: Optional[tuple] = None, **app_kwargs):
         self.app = create_app(TOKEN, **app_kwargs)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
+        self.tls = tls
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._sock.getsockname()[1]}"
+        ssl_kw = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", **ssl_kw)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]},
                                         daemon=True)
@@ -96,7 +121,8 @@ class LiveServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
+                verify = str(self.tls[0]) if self.tls else True
+                if httpx.get(self.url + "/v1/health", timeout=1, verify=verify).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.02)
@@ -110,4 +136,33 @@ class LiveServer:
     def client(self, token: Optional[str] = TOKEN, timeout: float = 60) -> httpx.Client:
         """An httpx client for this server, with the bearer token unless token is None."""
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        verify = str(self.tls[0]) if self.tls else True
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify)
+
+
+def make_tls_cert(directory: Path, name: str = "agent") -> tuple:
+    """A fresh self-signed certificate for 127.0.0.1/localhost (and its key) as PEM files in ``directory``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path

@@ -2,6 +2,7 @@
 import json
 import stat
 
+import httpx
 import pytest
 
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
@@ -18,12 +19,40 @@ def test_missing_token_file_is_generated_0600(tmp_path, capsys):
     assert load_or_create_token(str(path)) == token
 
 
-def test_existing_token_is_stripped_and_loose_mode_warned(tmp_path, capsys):
+def test_readable_token_file_is_refused_unless_allowed(tmp_path, capsys):
     path = tmp_path / "t"
     path.write_text("  s3cret-token \n")
     path.chmod(0o644)
-    assert load_or_create_token(str(path)) == "s3cret-token"
+    with pytest.raises(CliError, match="readable by other users: chmod 600"):
+        load_or_create_token(str(path))
+    assert load_or_create_token(str(path), allow_readable=True) == "s3cret-token"
     assert "readable by other users" in capsys.readouterr().err
+    path.chmod(0o600)
+    assert load_or_create_token(str(path)) == "s3cret-token"
+
+
+def test_tls_needs_cert_and_key(tmp_path, capsys):
+    assert main(["serve", "--token-file", str(tmp_path / "tok"), "--tls-cert", "x.pem"]) == 2
+    assert "both --tls-cert and --tls-key" in capsys.readouterr().err
+
+
+def test_agent_serves_https_and_states_its_fingerprint(tmp_path):
+    from agent_testlib import LiveServer, make_tls_cert
+    from edgeprune_agent.cli import cert_fingerprint
+    import hashlib
+    import ssl
+
+    cert, key = make_tls_cert(tmp_path)
+    with LiveServer(tls=(cert, key), sensor_name="none") as live:
+        with live.client() as client:
+            assert client.get("/v1/info").status_code == 200
+        with pytest.raises(httpx.ConnectError):  # an unknown self-signed certificate is not trusted
+            httpx.get(live.url + "/v1/health", timeout=5)
+        with pytest.raises(httpx.RemoteProtocolError):  # no plain HTTP on the TLS port
+            httpx.get(live.url.replace("https", "http") + "/v1/health", timeout=5)
+        host, port = live.url.removeprefix("https://").split(":")
+        served = ssl.get_server_certificate((host, int(port)))
+    assert cert_fingerprint(str(cert)) == "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest()
 
 
 def test_token_errors(tmp_path):

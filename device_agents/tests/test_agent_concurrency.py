@@ -26,14 +26,17 @@ def test_four_clients_never_overlap(server, conv_model):
             responses[i] = client.post("/v1/measure", params=params, content=conv_model, headers=OCTET)
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
+    worker = server.app.state.worker
     for t in threads:
         t.start()
-    time.sleep(0.2)  # measurements are now running or queued
-    with server.client() as client:  # the event loop must stay responsive meanwhile
-        t0 = time.monotonic()
+    end = time.monotonic() + 30
+    while worker.counts() != {"running": 1, "queued": 3}:  # all four submitted, one measuring
+        assert time.monotonic() < end, f"jobs never all queued: {worker.counts()}"
+        time.sleep(0.005)
+    with server.client() as client:  # the event loop must answer while a measurement runs
         assert client.get("/v1/health", timeout=2).status_code == 200
-        assert time.monotonic() - t0 < 0.25
         busy = [client.get(f"/v1/jobs/{i}").status_code for i in range(2)]
+    assert worker.counts().get("running") == 1, "health was not answered during a measurement"
     assert busy == [404, 404]
     for t in threads:
         t.join(60)

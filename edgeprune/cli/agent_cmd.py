@@ -1,6 +1,9 @@
 """``edgeprune agent ...``: the device agent's own command line (``edgeprune-agent``), reachable from here."""
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 app = typer.Typer(help="Run the device agent on this machine.", no_args_is_help=True)
@@ -17,7 +20,9 @@ def _forward(subcommand: str, ctx: typer.Context) -> None:
 @app.command("serve", context_settings=PASS_THROUGH)
 def serve(ctx: typer.Context):
     """Serve /v1/health, /v1/info, /v1/measure and /v1/jobs (options as `edgeprune-agent serve --help`)."""
-    _forward("serve", ctx)
+    # Replace this process by a plain agent: it then carries no torch, and the job processes it forks do not
+    # re-import this CLI (multiprocessing re-imports the __main__ module in every child).
+    os.execv(sys.executable, [sys.executable, "-m", "edgeprune_agent", "serve", *ctx.args])
 
 
 @app.command("info", context_settings=PASS_THROUGH)

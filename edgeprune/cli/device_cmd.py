@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -28,6 +29,9 @@ def add(name: str = typer.Argument(..., help="Name to use with --device."),
         broker: str = typer.Option(None, help="Farm: redis:// or rediss:// broker URL the workers pull from."),
         hardware_class: str = typer.Option(None, help="Farm: class id (default: the one class with live workers)."),
         password_file: Path = typer.Option(None, help="Farm: file holding the broker password."),
+        ca_cert: Path = typer.Option(None, help="HTTPS agent: CA (or the agent's own) certificate to trust."),
+        tls_fingerprint: str = typer.Option(None, help="HTTPS agent: pin this SHA-256 certificate fingerprint "
+                                                        "(printed by `edgeprune-agent serve --tls-cert`)."),
         as_json: bool = JsonOpt):
     """Register a device agent (--url/--token-file), an Android phone (--adb/...) or a farm (--broker)."""
     out = Output(as_json)
@@ -45,8 +49,11 @@ def add(name: str = typer.Argument(..., help="Name to use with --device."),
         else:
             if url is None or token_file is None:
                 raise DeviceConfigError("an agent needs --url and --token-file (or use --adb for a phone)")
-            entry = add_device(name, url, token_file)
+            entry = add_device(name, url, token_file, ca_cert, tls_fingerprint)
             where = f"{entry['url']} (token from {entry['token_file']})"
+            if url.startswith("http://") and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+                out.print("[yellow]warning:[/] plain HTTP: the token and models cross the network unencrypted; "
+                          "serve the agent with --tls-cert/--tls-key and add it with an https:// URL")
         out.emit({"name": name, **entry})
         out.print(f"added device [bold]{name}[/] → {where}")
 

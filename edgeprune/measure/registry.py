@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from edgeprune.measure.devices import AgentDevice, LocalDevice
+from edgeprune.measure.tls import TlsTrustError, ca_context, normalise_fingerprint
 from edgeprune.paths import config_dir
 from edgeprune.errors import EdgepruneError
 
@@ -35,16 +36,34 @@ def load_registry() -> dict[str, dict]:
     return _load_json(_registry_path())
 
 
-def add_device(name: str, url: str, token_file: str | Path) -> dict:
-    """Register (or replace) an agent; the token stays in its file, only the path is stored."""
+def add_device(name: str, url: str, token_file: str | Path, ca_cert: str | Path | None = None,
+               tls_fingerprint: str | None = None) -> dict:
+    """Register (or replace) an agent; the token stays in its file, only the path is stored.
+
+    ``ca_cert`` (a CA or the agent's own certificate) or ``tls_fingerprint`` (pinned SHA-256) set the TLS trust.
+    """
     if name == LOCAL:
         raise DeviceConfigError("'local' is reserved for this machine")
     if not url.startswith(("http://", "https://")):
         raise DeviceConfigError(f"device URL must start with http:// or https://, got {url!r}")
+    if (ca_cert or tls_fingerprint) and not url.startswith("https://"):
+        raise DeviceConfigError(f"--ca-cert/--tls-fingerprint need an https:// URL, got {url!r}")
+    if ca_cert and tls_fingerprint:
+        raise DeviceConfigError("give either --ca-cert or --tls-fingerprint, not both")
     token_path = Path(token_file).expanduser().resolve()
     _read_token(token_path)
+    entry = {"url": url.rstrip("/"), "token_file": str(token_path)}
+    try:
+        if ca_cert:
+            ca_path = Path(ca_cert).expanduser().resolve()
+            ca_context(ca_path)
+            entry["ca_cert"] = str(ca_path)
+        if tls_fingerprint:
+            entry["tls_fingerprint"] = normalise_fingerprint(tls_fingerprint)
+    except TlsTrustError as exc:
+        raise DeviceConfigError(str(exc)) from exc
     devices = load_registry()
-    devices[name] = {"url": url.rstrip("/"), "token_file": str(token_path)}
+    devices[name] = entry
     _save(devices)
     return devices[name]
 
@@ -133,7 +152,8 @@ def open_device(name: str, sensor: str = "auto"):
         from edgeprune.measure.farm import FarmDevice
 
         return FarmDevice(name, entry["broker"], entry["hardware_class"], entry.get("password_file"))
-    return AgentDevice(name, entry["url"], _read_token(Path(entry["token_file"])))
+    return AgentDevice(name, entry["url"], _read_token(Path(entry["token_file"])), ca_cert=entry.get("ca_cert"),
+                       tls_fingerprint=entry.get("tls_fingerprint"))
 
 
 def _groups_path() -> Path:

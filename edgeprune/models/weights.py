@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 from edgeprune.errors import EdgepruneError
 
-__all__ = ["WeightsError", "load_weights", "read_state_dict"]
+__all__ = ["WeightsError", "load_tensor_file", "load_weights", "read_state_dict"]
 
 _SHOW = 5  # how many offending keys to name in an error message
 
@@ -19,25 +20,35 @@ class WeightsError(EdgepruneError):
     """A checkpoint could not be read or does not fit the model."""
 
 
-def _torch_load(path: Path) -> object:
-    """torch.load with weights_only=True, turning every failure into a WeightsError."""
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # torch.save's legacy format opens with a pickled 10-byte magic number
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether the file has torch.save's layout (a zip holding data.pkl, or the legacy pickle stream)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    with path.open("rb") as handle:
+        return handle.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
+
+
+def load_tensor_file(path: Path) -> object:
+    """torch.load with weights_only=True; a failure is a WeightsError saying what the file is (never advice to
+    unpickle arbitrary objects)."""
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
-            raise WeightsError(
-                f"{path} holds Python objects besides tensors and will not be unpickled (weights_only=True); "
-                "re-save it with torch.save(model.state_dict(), path)"
-            ) from exc
-        raise WeightsError(f"{path} is not a readable PyTorch checkpoint (corrupt or not a torch file): {exc}") from exc
     # torch.load raises many unrelated types on garbage input (RuntimeError, EOFError, KeyError, struct.error, ...).
     except Exception as exc:
-        raise WeightsError(
-            f"{path} is not a readable PyTorch checkpoint (corrupt, truncated or not a torch file): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+        torch_file = _is_torch_file(path)
+        if torch_file and isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            raise WeightsError(
+                f"{path} holds Python objects besides tensors, which are never unpickled (that could run "
+                "arbitrary code); save the tensors alone with torch.save(model.state_dict(), path)") from None
+        said = "" if "weights_only" in str(exc) else f": {exc}"
+        kind = "a damaged or truncated torch file" if torch_file else "corrupt, truncated or another kind of file"
+        raise WeightsError(f"{path} is not a torch checkpoint ({kind}; {type(exc).__name__}{said})") from None
 
 
 def _extract(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -68,7 +79,7 @@ def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file into a plain CPU state dict with 'module.' prefixes stripped."""
     path = Path(path)
-    return _strip_module_prefix(_extract(_torch_load(path), path))
+    return _strip_module_prefix(_extract(load_tensor_file(path), path))
 
 
 def _listing(keys: list[str]) -> str:

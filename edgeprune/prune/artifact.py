@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch.nn as nn
 import edgeprune
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import build_layer_space
+from edgeprune.models.weights import WeightsError, load_tensor_file
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.joint.blocks import apply_pruning
 
@@ -115,9 +115,9 @@ def _read_state(path: Path) -> dict:
     if not path.is_file():
         raise ArtifactError(f"{path} not found; the compressed model's weights are missing")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} cannot be read as a state_dict: {exc}") from exc
+        state = load_tensor_file(path)
+    except WeightsError as exc:
+        raise ArtifactError(f"{path} cannot be read as a state_dict: {exc}") from None
     if not isinstance(state, dict):
         raise ArtifactError(f"{path} holds a {type(state).__name__}, not a state_dict")
     return state

@@ -61,6 +61,7 @@ class LatencyTable:
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.row_factory = sqlite3.Row
+            self._check_intact()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -68,6 +69,20 @@ class LatencyTable:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise TableError(f"{self.path} is not a usable edgeprune table: {exc}") from exc
+
+    def _check_intact(self) -> None:
+        """Refuse a damaged file before anything is written to it (PRAGMA quick_check)."""
+        try:
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            self._db.close()
+            lines = [ln.strip() for p in problems for ln in p.splitlines() if ln.strip() and "***" not in ln]
+            more = f" and {len(lines) - 1} more problems" if len(lines) > 1 else ""
+            raise TableError(f"{self.path} is damaged, not a usable edgeprune table ({lines[0]}{more}); nothing "
+                             "was written to it. Restore it from a backup, or move it aside and re-run calibrate "
+                             "to measure again")
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()

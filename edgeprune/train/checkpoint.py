@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.models.weights import WeightsError, load_tensor_file
 
 __all__ = ["CHECKPOINT_NAME", "CheckpointError", "load_checkpoint", "restore_rng", "rng_state", "save_checkpoint"]
 
@@ -71,17 +71,12 @@ _REQUIRED = ("model", "optimizer", "scheduler", "epoch", "history", "rng", "conf
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint with weights_only=True; any problem is a CheckpointError naming the file."""
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or holds non-tensor objects: {exc}; "
-                              "move it away or pass resume=False to start over") from exc
-    # torch.load raises many unrelated types on damaged files (RuntimeError, EOFError, struct.error, ...).
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                              "move it away or pass resume=False to start over") from exc
+        state = load_tensor_file(path)
+    except WeightsError as exc:
+        raise CheckpointError(f"checkpoint {exc}; move it away or pass resume=False to start over") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds {type(state).__name__}, not a training checkpoint dict")
     missing = [k for k in _REQUIRED if k not in state]
