@@ -61,6 +61,14 @@ class Cancel:
                 self._send.close()
 
 
+def energy_overhead_s(sensor, protocol) -> float:
+    """Time the energy protocol adds to a job (zero for the estimate, which shares the timed loop)."""
+    if sensor is None or sensor.kind == "estimate":
+        return 0.0
+    window = protocol.window_s(sensor)
+    return 2.0 * (protocol.idle_s or window) + protocol.windows * window * 2.0 + 5.0
+
+
 def job_deadline_s(max_duration_s: float, energy_s: float = 0.0, setup_s: float = SETUP_S) -> float:
     """Wall-clock deadline of one job: setup, warm-ups and profile (<= max/2 together), timing (<= max), energy."""
     return setup_s + 2.0 * float(max_duration_s) + energy_s

@@ -22,7 +22,7 @@ from .fingerprint import device_info
 from .http_errors import ApiError, classify, error_response, install_handlers
 from .jobs import DEFAULT_MAX_QUEUED_BYTES, Job, JobQueueFull, MeasureWorker
 from .measure import check_profile, validate_settings
-from .runner import SETUP_S, job_deadline_s, run_measurement
+from .runner import SETUP_S, energy_overhead_s, job_deadline_s, run_measurement
 from .runtimes import check_available, known_runtimes
 from .sensors import open_sensor
 
@@ -147,14 +147,6 @@ def _start_advertiser(advertise: Optional[Dict[str, Any]], sysfs_root: str, bin_
     return Advertiser(advertise["name"], advertise["host"], advertise["port"], props)
 
 
-def _energy_s(sensor, protocol: EnergyProtocol) -> float:
-    """Time the energy protocol adds to a job (zero for the estimate, which shares the timed loop)."""
-    if sensor is None or sensor.kind == "estimate":
-        return 0.0
-    window = protocol.window_s(sensor)
-    return 2.0 * (protocol.idle_s or window) + protocol.windows * window * 2.0 + 5.0
-
-
 def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sensor_name: str = "auto",
                sysfs_root: str = "/", estimate_watts: float = 10.0, max_queued: int = 16,
                bin_dir: Optional[str] = None, energy_protocol: Optional[EnergyProtocol] = None,
@@ -173,7 +165,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
     sensor = open_sensor(sensor_name, sysfs_root, watts_per_busy_core=estimate_watts, bin_dir=bin_dir,
                          options=sensor_options)
     protocol = energy_protocol or EnergyProtocol()
-    energy_s = _energy_s(sensor, protocol)
+    energy_s = energy_overhead_s(sensor, protocol)
     sensor_spec = {"name": sensor_name, "sysfs_root": sysfs_root, "watts_per_busy_core": estimate_watts,
                    "bin_dir": bin_dir, "options": sensor_options, "energy_protocol": asdict(protocol)}
 

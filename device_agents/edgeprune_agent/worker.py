@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional
 
 from .blobs import blob_key, check_blob
@@ -44,6 +44,8 @@ class WorkerContext:
     sysfs_root: str
     bin_dir: Optional[str]
     energy_protocol: Any
+    sensor_spec: Dict[str, Any]  # open_sensor's arguments, for the job process
+    energy_s: float  # time the energy protocol adds to every job's deadline
     busy: Optional[Dict[str, Any]] = None
     jobs_done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,11 +70,11 @@ class WorkerContext:
 
 
 def run_measurement(model_bytes: bytes, params: Dict[str, Any], ctx: WorkerContext) -> Dict[str, Any]:
-    """Measure one job with the HTTP agent's measurement code: the one place a deadline runner plugs in."""
-    from .measure import measure_model
+    """Measure one job as the HTTP agent does: in a child process killed at the job's deadline."""
+    from .runner import job_deadline_s, run_measurement as run_with_deadline
 
-    return measure_model(model_bytes, sensor=ctx.sensor, sysfs_root=ctx.sysfs_root, bin_dir=ctx.bin_dir,
-                         energy_protocol=ctx.energy_protocol, **params)
+    deadline = job_deadline_s(params["max_duration_s"], ctx.energy_s)
+    return run_with_deadline(model_bytes, params, deadline, sensor=ctx.sensor_spec)
 
 
 def job_params(runtime: str, settings: Dict[str, Any], profile: bool) -> Dict[str, Any]:
@@ -160,6 +162,7 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
     from redis.exceptions import RedisError
 
     from .fingerprint import device_info, fingerprint_id
+    from .runner import energy_overhead_s
     from .runtimes import check_available, runtime_version
     from .sensors import open_sensor
 
@@ -176,8 +179,10 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
     sensor = open_sensor(args.sensor, args.sysfs_root, watts_per_busy_core=args.estimate_watts_per_core,
                          bin_dir=args.bin_dir, options=sensor_options)
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    spec = {"name": args.sensor, "sysfs_root": args.sysfs_root, "watts_per_busy_core": args.estimate_watts_per_core,
+            "bin_dir": args.bin_dir, "options": sensor_options, "energy_protocol": asdict(energy_protocol)}
     ctx = WorkerContext(name, args.runtime, class_id, client, sensor, args.sysfs_root, args.bin_dir,
-                        energy_protocol)
+                        energy_protocol, spec, energy_overhead_s(sensor, energy_protocol))
     client.set(info_key(class_id), json.dumps(device_info(args.sysfs_root, args.bin_dir)), ex=RESULT_TTL_S)
     app = make_celery(url, with_results=True, visibility_s=args.visibility_timeout)
 
