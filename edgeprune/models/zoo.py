@@ -11,9 +11,11 @@ from torch import nn
 from edgeprune.errors import EdgepruneError
 from edgeprune.userfile import import_user_file
 
+from .cellnet import cellnet
 from .demo_cnn import demo_cnn
 from .mobilenetv2 import mobilenetv2
 from .resnet_cifar import resnet20, resnet32, resnet44, resnet56
+from .shufflenet import shufflenet
 from .weights import WeightsError, load_weights
 
 __all__ = ["MODELS", "ModelEntry", "ModelSpecError", "WeightsError", "build_model", "load_weights"]
@@ -40,6 +42,8 @@ MODELS: dict[str, ModelEntry] = {
     "mobilenetv2": ModelEntry(mobilenetv2, (1, 3, 32, 32)),
     "demo_cnn": ModelEntry(demo_cnn, (1, 1, 8, 8)),
     "demo_cnn32": ModelEntry(partial(demo_cnn, in_channels=3), (1, 3, 32, 32)),
+    "cellnet": ModelEntry(cellnet, (1, 3, 32, 32)),
+    "shufflenet": ModelEntry(shufflenet, (1, 3, 32, 32)),
 }
 
 
