@@ -68,7 +68,7 @@ def _import_file(path: Path) -> object:
     return import_user_file(path, "edgeprune_user_model", ModelSpecError)
 
 
-def _build_from_file(spec: str) -> tuple[nn.Module, Shape | None]:
+def _build_from_file(spec: str, kwargs: dict) -> tuple[nn.Module, Shape | None]:
     """Call the function named by `file.py:function`; return (module, shape or None)."""
     file_part, _, func_name = spec.rpartition(":")
     path = Path(file_part).expanduser().resolve()
@@ -78,7 +78,12 @@ def _build_from_file(spec: str) -> tuple[nn.Module, Shape | None]:
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ModelSpecError(f"{file_part} has no function {func_name!r} (spec {spec!r})")
-    result = func()
+    try:
+        result = func(**kwargs)
+    except TypeError as exc:
+        if not kwargs:
+            raise
+        raise ModelSpecError(f"{spec} does not take the arguments {sorted(kwargs)}: {exc}") from exc
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module):
         return result[0], _as_shape(result[1], spec)
     if isinstance(result, nn.Module):
@@ -91,9 +96,7 @@ def build_model(
 ) -> tuple[nn.Module, Shape]:
     """Build a zoo model (kwargs go to its builder) or a `file.py:function` model; return (eval model, shape)."""
     if _is_file_spec(spec):
-        if kwargs:
-            raise ModelSpecError(f"{spec}: builder arguments {sorted(kwargs)} are only supported for zoo models")
-        model, shape = _build_from_file(spec)
+        model, shape = _build_from_file(spec, kwargs)
         if input_shape is not None:
             shape = _as_shape(input_shape, spec)
         if shape is None:

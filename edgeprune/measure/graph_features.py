@@ -6,6 +6,8 @@ import json
 import os
 import tempfile
 from collections import defaultdict
+from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -229,11 +231,35 @@ def onnx_features(onnx_bytes: bytes, level: str = "all") -> dict[str, float]:
     if cached is not None:
         return cached
     feats = features_of_graph(optimized_graph(onnx_bytes, level))
+    _write(path, feats)
+    return feats
+
+
+@lru_cache(maxsize=1)
+def _versions() -> str:
+    """Versions that change exported graphs or their optimisation (read without importing the packages)."""
+    return f"{version('onnxruntime')}|{version('torch')}"
+
+
+def _spec_path(key: str) -> Path:
+    h = hashlib.sha256(f"{FEATURES_VERSION}|{_versions()}|{key}".encode()).hexdigest()
+    return cache_dir() / "graph_features" / f"spec-{h[:32]}.json"
+
+
+def cached_spec_features(key: str) -> dict[str, float] | None:
+    """Features cached for a model description (spec, widths, input shape) without exporting it again."""
+    return read_cached(_spec_path(key))
+
+
+def store_spec_features(key: str, feats: dict[str, float]) -> None:
+    _write(_spec_path(key), feats)
+
+
+def _write(path: Path, feats: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(feats, sort_keys=True))
     os.replace(tmp, path)
-    return feats
 
 
 def read_cached(path: Path) -> dict[str, float] | None:
