@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from edgeprune.costmodel.graph_features import graph_digest, onnx_features
+from edgeprune.measure.graph_features import graph_digest, onnx_features
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.export import to_onnx_bytes
 from edgeprune.measure.platform_plan import NetworkSpec, build_network, plan_networks
