@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from edgeprune.measure.graph_features import graph_digest, onnx_features
+from edgeprune.measure.graph_features import FEATURES_VERSION, graph_digest, onnx_features
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.export import to_onnx_bytes
 from edgeprune.measure.platform_plan import NetworkSpec, build_network, plan_networks
@@ -46,6 +46,7 @@ def measure_network(device: LocalDevice, spec: NetworkSpec, passes: int) -> dict
     runs = [device.measure(data, "onnxruntime", SETTINGS) for _ in range(passes)]
     medians = [r["latency_ms"]["median"] for r in runs]
     return {"spec": spec.to_dict(), "digest": graph_digest(data), "features": feats,
+            "features_version": FEATURES_VERSION,
             "latency_ms": statistics.median(medians), "passes_ms": medians,
             "pass_cv": statistics.pstdev(medians) / statistics.mean(medians),
             "reference_ms": [(r.get("reference") or {}).get("median_ms") for r in runs],

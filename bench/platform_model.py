@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.measure.graph_features import cached_spec_features, store_spec_features
+from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.measure.graph_features import FEATURES_VERSION, cached_spec_features, onnx_features, store_spec_features
+from edgeprune.measure.platform_plan import NetworkSpec, build_network
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel, nn_relative_fit
 from edgeprune.models.cellnet import CELL_OPS, parse_arch
@@ -27,15 +29,32 @@ TARGETS = {"seen": {"within_10": 0.90, "within_5": 0.70, "spearman": 0.97},
 
 
 def load(path: Path) -> tuple[list[dict], list[dict]]:
-    """(networks, noise probes) from the measurement JSONL; a torn last line is skipped."""
-    nets, probes = [], []
+    """(networks, noise probes) from the measurement JSONL; a torn last line is skipped. Latency is drift-corrected
+    like the latency tables' (each pass's ratio to the interleaved reference × the reference's median time)."""
+    recs = []
     for line in path.read_text().splitlines():
         try:
-            rec = json.loads(line)
+            recs.append(json.loads(line))
         except ValueError:
             continue
-        (probes if rec["spec"]["family"] == "probe" else nets).append(rec)
-    return nets, probes
+    ref = statistics.median(v for r in recs for v in r["reference_ms"])
+    for r in recs:
+        r["raw_ms"] = r["latency_ms"]
+        r["latency_ms"] = statistics.median(p / q for p, q in zip(r["passes_ms"], r["reference_ms"])) * ref
+        if r.get("features_version") != FEATURES_VERSION:
+            r["features"] = current_features(r["spec"])
+    return [r for r in recs if r["spec"]["family"] != "probe"], [r for r in recs if r["spec"]["family"] == "probe"]
+
+
+def current_features(spec: dict) -> dict:
+    """Features of a network measured before the feature set last changed (rebuilt once, then cached)."""
+    key = "bench|" + json.dumps(spec, sort_keys=True)
+    feats = cached_spec_features(key)
+    if feats is None:
+        net, shape = build_network(NetworkSpec.from_dict(spec))
+        feats = onnx_features(to_onnx_bytes(net, shape))
+        store_spec_features(key, feats)
+    return feats
 
 
 def flops(rec: dict) -> float:
@@ -56,11 +75,13 @@ def linear_baseline(train_feats, y_train, test_feats) -> np.ndarray:
 
 
 def noise_figures(nets: list[dict], probes: list[dict]) -> dict:
+    """Spread of the passes of one network, and of the dense ResNet-20 re-measured through the run."""
     cvs = [r["pass_cv"] for r in nets]
-    probe = [r["latency_ms"] for r in probes]
+    probe, raw = [r["latency_ms"] for r in probes], [r["raw_ms"] for r in probes]
+    cv = lambda v: statistics.pstdev(v) / statistics.mean(v) if len(v) > 1 else None  # noqa: E731
     return {"median_pass_cv": statistics.median(cvs), "p90_pass_cv": float(np.percentile(cvs, 90)),
-            "probe_n": len(probe), "probe_cv": statistics.pstdev(probe) / statistics.mean(probe) if probe else None,
-            "probe_ms": probe}
+            "probe_n": len(probe), "probe_cv": cv(probe), "probe_cv_raw": cv(raw), "probe_ms": probe,
+            "latency": "drift-corrected median of the passes (ratio to the interleaved reference × its median)"}
 
 
 def predict_timing(model: PlatformCostModel, recs: list[dict], repeats: int = 200) -> dict:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from edgeprune.cli.output import Output
 from edgeprune.costmodel import platform_persist
-from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
+from edgeprune.costmodel.dataset import METRIC_UNITS, Selection, reference_scale
 from edgeprune.costmodel.fit import FitError
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.costmodel.platform_data import load_platform_set, network_features
@@ -30,8 +30,10 @@ def fit_platform(o: Output, device: str, metric: str, runtime: str, threads: int
         if fid is None:
             raise FitError(f"{path} has no measurements from device {device!r}")
         o.print(f"reading networks of {device} ({runtime}, {threads} thread(s)) and their graph features…")
-        data = load_platform_set(tbl, Selection(fid, runtime, threads), metric)
+        sel = Selection(fid, runtime, threads)
+        data = load_platform_set(tbl, sel, metric)
         info = tbl.device_info(fid) or {}
+        ref = reference_scale(tbl, sel) if metric == "latency" else None
     if len(data.y) < 5:
         raise FitError(f"{path} has {len(data.y)} usable {metric} network measurement(s) for {device} with "
                        f"{runtime} at {threads} thread(s); a platform model needs at least 5 "
@@ -41,6 +43,8 @@ def fit_platform(o: Output, device: str, metric: str, runtime: str, threads: int
             "device": {"name": device, "fingerprint_id": fid, "cpu_model": info.get("cpu_model"),
                        "imported": bool(info.get("imported"))},
             "runtime": {"name": runtime, "threads": threads}, "table": str(path),
+            # latency is fitted in units of this typical reference time (drift-corrected), like the tables' models
+            "reference_ms": ref,
             "networks": {"n": len(data.y), "by_source": data.sources, "families": sorted(set(data.groups)),
                          "noise_cv": data.noise_cv, "skipped": data.skipped}}
     saved = platform_persist.save(model, prov, out or platform_persist.default_platform_path(device, runtime,

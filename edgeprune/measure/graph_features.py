@@ -15,7 +15,7 @@ import numpy as np
 from edgeprune.errors import EdgepruneError
 from edgeprune.paths import cache_dir
 
-FEATURES_VERSION = "1"  # bump when the op kinds or their features change (invalidates the cache)
+FEATURES_VERSION = "2"  # bump when the op kinds or their features change (invalidates the cache)
 ELTWISE = {"Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Sum",
            "Max", "Min", "Erf", "LeakyRelu", "Neg", "Sqrt", "Pow", "Exp", "BatchNormalization"}
 MOVE = {"Concat": "concat", "Split": "split", "Slice": "split", "Pad": "pad", "Transpose": "transpose",
@@ -163,8 +163,13 @@ def _kind(node, x: list[int], w, a, out: list[int]) -> tuple[str, dict[str, floa
             t = "group"
         else:
             t = f"k{k[0]}s{s[0]}" if k[0] in (1, 3) and s[0] in (1, 2) else "kother"
-        macs = float(out[1] * (x[1] // g) * np.prod(k) * np.prod(out[2:]))
-        return f"conv_{t}_{regime}", {"macs": macs, "in": n_in, "out": n_out}
+        area = float(np.prod(out[2:]))
+        feats = {"macs": float(out[1] * (x[1] // g) * np.prod(k)) * area, "in": n_in, "out": n_out}
+        if g > 1:
+            feats["groups"] = float(g)  # the plain kernel loops over groups: a cost per group, not per MAC
+        if regime == "plain" and np.prod(k) > 1:
+            feats["im2col"] = float(x[1] * np.prod(k)) * area  # the unfolded input the plain kernel builds
+        return f"conv_{t}_{regime}", feats
     if op in POOL:
         return f"pool_{regime}", {"elems": n_out * float(np.prod(a["kernel_shape"]))}
     if op in GLOBAL_POOL:

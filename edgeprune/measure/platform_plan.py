@@ -53,8 +53,8 @@ def build_network(spec: NetworkSpec) -> tuple[nn.Module, tuple[int, ...]]:
 
     if not spec.widths:
         torch.manual_seed(0)
-        net, _ = build_model(spec.model, **spec.kwargs)
-        return net.eval(), spec.input_shape
+        net, shape = build_model(spec.model, **spec.kwargs)
+        return net.eval(), tuple(shape)
     net, space = _dense(spec.model, canonical(spec.kwargs))
     return build_variant(net, space, spec.widths), spec.input_shape
 
@@ -72,6 +72,18 @@ def random_network(family: str, rng: random.Random) -> NetworkSpec:
         _, space = _dense(model, canonical({}))
         return NetworkSpec(family, model, {}, design_variant(space, rng, 0.2 if rng.random() < 0.75 else 0.05))
     raise ValueError(f"unknown network family {family!r}; choose from {FAMILIES}")
+
+
+def plan_ops(points: int, seed: int = 0) -> list[NetworkSpec]:
+    """``points`` single-op micro-benchmarks of every op kind (sizes drawn like the layer tables' points)."""
+    from edgeprune.models.opbench import OPS, random_op_point, single_op
+
+    plan = []
+    for op in OPS:
+        for i in range(points):
+            kw = random_op_point(op, random.Random(f"{seed}|op|{op}|{i}"))
+            plan.append(NetworkSpec("ops", "single_op", kw, {}, tuple(single_op(**kw)[1])))
+    return plan
 
 
 def plan_networks(count: int, seed: int = 0, families: tuple[str, ...] = FAMILIES) -> list[NetworkSpec]:

@@ -14,6 +14,7 @@ from edgeprune.userfile import import_user_file
 from .cellnet import cellnet
 from .demo_cnn import demo_cnn
 from .mobilenetv2 import mobilenetv2
+from .opbench import single_op
 from .resnet_cifar import resnet20, resnet32, resnet44, resnet56
 from .shufflenet import shufflenet
 from .weights import WeightsError, load_weights
@@ -45,6 +46,8 @@ MODELS: dict[str, ModelEntry] = {
     "cellnet": ModelEntry(cellnet, (1, 3, 32, 32)),
     "shufflenet": ModelEntry(shufflenet, (1, 3, 32, 32)),
 }
+# Builders that return (module, input shape): the shape depends on their arguments.
+SHAPED = {"single_op": single_op}
 
 
 
@@ -103,13 +106,16 @@ def build_model(
             raise ModelSpecError(
                 f"{spec} returned only a module; return (module, input_shape) or pass input_shape=(1, C, H, W)"
             )
+    elif spec in SHAPED:
+        model, shape = SHAPED[spec](**kwargs)
+        shape = shape if input_shape is None else _as_shape(input_shape, spec)
     elif spec in MODELS:
         entry = MODELS[spec]
         model = entry.builder(**kwargs)
         shape = entry.input_shape if input_shape is None else _as_shape(input_shape, spec)
     else:
         raise ModelSpecError(
-            f"unknown model {spec!r}; available: {', '.join(MODELS)} or path/to/file.py:function"
+            f"unknown model {spec!r}; available: {', '.join([*MODELS, *SHAPED])} or path/to/file.py:function"
         )
     if weights is not None:
         load_weights(model, weights)
