@@ -21,12 +21,15 @@ def _huber(rel: np.ndarray) -> np.ndarray:
     return np.where(r <= HUBER_K, 1.0, HUBER_K / np.maximum(r, 1e-12))
 
 
-def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = True) -> np.ndarray:
-    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α‖θ‖² on max-scaled columns (Huber-reweighted)."""
+def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = True,
+                    free: tuple[int, ...] = ()) -> np.ndarray:
+    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α‖θ‖² on max-scaled columns (Huber-reweighted);
+    the columns in ``free`` are not shrunk."""
     scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
     denom = np.maximum(y, WEIGHT_FLOOR * np.median(y))
     A, b = X / scale / denom[:, None], y / denom
     pen = np.sqrt(alpha * len(y)) * np.eye(X.shape[1])
+    pen[list(free), list(free)] = 0.0
     w = np.ones(len(y))
     for _ in range(IRLS_STEPS if huber else 1):
         sw = np.sqrt(w)[:, None]
@@ -47,6 +50,11 @@ class PlatformCostModel:
         self.residual = residual  # "auto" (chosen by cross-validation), "none" or "hgb"
         self.seed = seed
 
+    def _free(self) -> tuple[int, ...]:
+        """The shared per-node and per-call overheads go unshrunk, so an op kind never seen in training still
+        pays the per-node cost (the penalty pushes kind-specific terms to explain only what is left)."""
+        return tuple(i for i, c in enumerate(self.columns_) if c == "nodes") + (len(self.columns_),)
+
     def _matrix(self, feats: list[dict]) -> np.ndarray:
         return np.array([[f.get(c, 0.0) for c in self.columns_] + [1.0] for f in feats], dtype=float)
 
@@ -62,7 +70,7 @@ class PlatformCostModel:
         folds = self._folds(X, groups)
         scores = {a: self._cv(X, y, folds, a, None) for a in ALPHAS}
         self.alpha_ = min(scores, key=lambda a: (scores[a], -a))
-        self.coef_ = nn_relative_fit(X, y, self.alpha_)
+        self.coef_ = nn_relative_fit(X, y, self.alpha_, free=self._free())
         self.floor_ = 0.25 * float(y.min())
         report = {"alpha": self.alpha_, "cv_error_linear": scores[self.alpha_], "cv_folds": self._fold_text,
                   "n_networks": int(len(y)), "n_columns": len(self.columns_) + 1}
@@ -88,7 +96,7 @@ class PlatformCostModel:
     def _cv(self, X, y, folds, alpha: float, booster_seed: int | None) -> float:
         errs = []
         for tr, te in folds:
-            theta = nn_relative_fit(X[tr], y[tr], alpha)
+            theta = nn_relative_fit(X[tr], y[tr], alpha, free=self._free())
             pred = X[te] @ theta
             if booster_seed is not None:
                 pred = ResidualBooster(booster_seed).fit(X[tr], y[tr], X[tr] @ theta).apply(X[te], pred)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 8,
           "l2_regularization": 1.0}
@@ -21,7 +22,10 @@ class ResidualBooster:
 
     def fit(self, X: np.ndarray, y: np.ndarray, base: np.ndarray) -> "ResidualBooster":
         target = np.log(y / np.maximum(base, 0.25 * y.min()))
-        hgb = HistGradientBoostingRegressor(random_state=self.seed, **PARAMS).fit(np.asarray(X, float), target)
+        # One OpenMP thread: a few hundred rows gain nothing from more, and on a busy CPU spinning workers
+        # slowed a fit from a second to minutes.
+        with threadpool_limits(1, user_api="openmp"):
+            hgb = HistGradientBoostingRegressor(random_state=self.seed, **PARAMS).fit(np.asarray(X, float), target)
         # sklearn exposes no public tree export: read its fitted predictors once, here.
         self.baseline_ = float(np.ravel(hgb._baseline_prediction)[0])
         self.trees_ = [{k: p.nodes[k].tolist() for k in ("feature_idx", "num_threshold", "left", "right",

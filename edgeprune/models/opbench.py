@@ -15,11 +15,11 @@ OPS = ("conv1x1", "conv3x3", "conv3x3s2", "dwconv3x3", "dwconv3x3s2", "avgpool3x
 class SingleOp(nn.Module):
     """Input → one op (conv kinds with BN + ReLU, as runtimes fuse them) → output."""
 
-    def __init__(self, op: str, c_in: int, c_out: int) -> None:
+    def __init__(self, op: str, c_in: int, c_out: int, hw: int = 32) -> None:
         super().__init__()
         if op not in OPS:
             raise ValueError(f"unknown micro-benchmark op {op!r}; choose from {OPS}")
-        self.op = op
+        self.op, self.c_in, self.hw = op, c_in, hw
         if op.startswith(("conv", "dwconv")):
             k, s = (1 if op == "conv1x1" else 3), (2 if op.endswith("s2") else 1)
             groups = c_in if op.startswith("dw") else 1
@@ -50,7 +50,7 @@ def single_op(op: str = "conv3x3", c_in: int = 16, c_out: int = 16, hw: int = 32
     shape = (1, c_in) if op == "linear" else (1, c_in, hw, hw)
     if op == "shuffle" and c_in % 2:
         raise ValueError(f"channel shuffle needs an even channel count, got {c_in}")
-    return SingleOp(op, c_in, c_out).eval(), shape
+    return SingleOp(op, c_in, c_out, hw).eval(), shape
 
 
 def random_op_point(op: str, rng: random.Random) -> dict:
