@@ -6,7 +6,7 @@ import pytest
 
 from edgeprune.measure.importing import ImportError_, imported_fingerprint, parse_benchmark_log, parse_csv, store_rows
 from edgeprune.tables.store import LatencyTable
-from tests.conftest import run_cli
+from conftest import run_cli
 
 HEADER = "model,kwargs,input_shape,latency_ms,energy_mj,device,runtime,threads,source\n"
 NET = '''import torch.nn as nn
