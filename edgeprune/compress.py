@@ -83,10 +83,19 @@ class CompressConfig:
     schedule: str = "oneshot"  # SCHEDULES: reach the method's widths at once, or over schedule_steps prune-tune steps
     schedule_steps: int = 3
     closed_loop: LoopSettings = field(default_factory=LoopSettings)  # measure, rescale the budget, re-select
+    cost_model: str = "device"  # "platform": price widths with the device's platform model (fit --platform)
 
 
 def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
     """Load the device's fitted cost model for this architecture, calibrating and fitting first if missing."""
+    if cfg.cost_model == "platform":
+        from edgeprune.costmodel.platform_layers import platform_cost_model_for
+        from edgeprune.costmodel.platform_persist import default_platform_path
+
+        path = default_platform_path(cfg.device, cfg.runtime, cfg.threads, cfg.metric)
+        model, meta = platform_cost_model_for(path, device.info()["fingerprint_id"], cfg.model, space, cfg.runtime)
+        say(f"cost model: platform model {path} (fitted {meta['fitted_at']}); the closed loop still measures")
+        return model, meta, str(path)
     path = default_model_path(cfg.device, cfg.model, cfg.runtime, cfg.threads, cfg.metric)
     arch = architecture_hash(space)
     fingerprint = device.info()["fingerprint_id"]
@@ -274,6 +283,8 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
     """Run the whole pipeline; returns the summary that `compress --json` prints."""
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.cost_model not in ("device", "platform"):
+        raise ValueError(f"--cost-model must be device or platform, got {cfg.cost_model!r}")
     if cfg.admm_epochs is not None and not cfg.admm_epochs > 0:
         raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
     criterion = _criterion(cfg)

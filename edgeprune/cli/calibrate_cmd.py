@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, load_model_and_space
 from edgeprune.cli.output import Output
 from edgeprune.measure.calibrate import calibrate
+from edgeprune.measure.platform_calibrate import calibrate_platform
 from edgeprune.measure.devices import DeviceUnavailable
 from edgeprune.measure.registry import expand_devices, open_device
 from edgeprune.measure.settings import MeasureSettings
@@ -35,6 +36,12 @@ def calibrate_command(
     sensor: str = typer.Option("auto", help="Energy source on the local device: auto, rapl, estimate, none."),
     table: Path = typer.Option(None, help="SQLite table (default: latency_tables/<device>.sqlite)."),
     seed: int = typer.Option(0, help="Seed for the sampled points and variants (same seed resumes)."),
+    platform: bool = typer.Option(False, "--platform", help="Measure for the device's platform model instead of "
+                                  "one model: single-op micro-benchmarks of every op kind and random networks of "
+                                  "four families (--model is not used)."),
+    op_points: int = typer.Option(8, help="--platform: micro-benchmarks per op kind."),
+    platform_networks: int = typer.Option(100, help="--platform: random networks (cell space, ResNet-20/56 and "
+                                          "MobileNetV2 widths, ShuffleNet-style), the families taking turns."),
     as_json: bool = JsonOpt,
 ):
     """Measure single layers at sampled channel widths and whole-network variants; resumable."""
@@ -42,6 +49,9 @@ def calibrate_command(
     with out.errors():
         settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
                                    min_duration_s=min_duration)
+        if platform:
+            return _calibrate_platform(out, device, sensor, table, runtime, settings, op_points, platform_networks,
+                                       seed, network_passes)
         if points < 1 or network_variants < 0:
             raise ValueError("--points must be >= 1 and --network-variants >= 0")
         net, shape, space = load_model_and_space(model, weights, input_shape)
@@ -85,3 +95,28 @@ def _report(out: Output, s: dict, shape) -> None:
         out.print(f"  fleet:   {s['measured_by']} rows per device; lost: {list(s['lost_devices']) or 'none'}, "
                   f"{s['requeued']} job(s) handed on")
     out.print(f"  table:   {s['table']}")
+
+
+def _calibrate_platform(out: Output, device: list[str], sensor: str, table: Path | None, runtime: str,
+                        settings: MeasureSettings, op_points: int, networks: int, seed: int, passes: int) -> None:
+    if op_points < 0 or networks < 0 or passes < 1:
+        raise ValueError("--op-points and --platform-networks must be >= 0 and --network-passes >= 1")
+    devs = [open_device(name, sensor=sensor) for name in expand_devices(device)]
+    path = table or default_table(device[0])
+    with LatencyTable(path) as tbl, _progress(out) as bar:
+        task = bar.add_task("platform", total=None)
+
+        def on_point(phase: str, done: int, total: int, stored: bool) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = calibrate_platform(devs if len(devs) > 1 else devs[0], tbl, runtime, settings, op_points,
+                                        networks, seed, passes, on_point)
+        except DeviceUnavailable as exc:
+            raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
+                                    "again to resume") from exc
+    s = result.to_dict()
+    out.emit(s)
+    out.print(f"[bold]platform calibration[/] {s['device']} (fingerprint {s['fingerprint_id']}), {runtime}, "
+              f"{s['threads']} thread(s): {s['measured']} measured, {s['skipped']} already in table "
+              f"{s['by_family']}; fit with `edgeprune fit --platform --device {device[0]}`")

@@ -70,6 +70,8 @@ def compress_command(model: str = ModelOpt,
                                                     "blocks (0: channels only; default: as many as pay off)."),
                      gamma_histograms: Path = typer.Option(None, "--gamma-histograms",
                                                            help="joint: draw the γ histograms into this PNG."),
+                     cost_model: str = typer.Option("device", "--cost-model", help="device (this architecture's "
+                                                    "fitted model) or platform (the device's platform model)."),
                      as_json: bool = JsonOpt):
     """Prune a model to a measured-model energy or latency budget, fine-tune, export ONNX and measure it."""
     o = Output(as_json)
@@ -84,7 +86,8 @@ def compress_command(model: str = ModelOpt,
                              netadapt_min_keep=min_keep,
                              joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
                                                  bin_width=bin_width, max_blocks=max_blocks,
-                                                 histogram_png=str(gamma_histograms) if gamma_histograms else None))
+                                                 histogram_png=str(gamma_histograms) if gamma_histograms else None),
+                             cost_model=cost_model)
         summary = compress(cfg, say=o.print, reporter=RichProgress())
         o.emit(summary)
         print_summary(o, summary)

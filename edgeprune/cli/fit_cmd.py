@@ -6,12 +6,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, load_model_and_space
+from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, load_model_and_space, parse_shape
 from edgeprune.cli.output import Output
+from edgeprune.cli.platform_cmd import fit_platform, platform_predict
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, default_model_path, fit_from_table
+from edgeprune.costmodel.platform_persist import default_platform_path
 from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models import build_model
 from edgeprune.models.widths import parse_widths, widths_from_checkpoint
 from edgeprune.paths import default_table
 from edgeprune.tables.store import LatencyTable
@@ -29,10 +32,16 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
                 runtime: str = RuntimeOpt, threads: int = ThreadsOpt,
                 table: Path = typer.Option(None, help="Latency table (default: latency_tables/<device>.sqlite)."),
                 out: Path = typer.Option(None, help="Output JSON (default: energy_models/...)."),
+                platform: bool = typer.Option(False, "--platform", help="Fit the device's platform model from "
+                                              "every network in the table (measured or imported), not one model."),
+                residual: str = typer.Option("auto", "--residual", help="--platform: boosted residual auto "
+                                             "(by cross-validation), none or hgb."),
                 as_json: bool = JsonOpt):
     """Fit the bilinear cost model from a calibrated table and report its held-out accuracy."""
     o = Output(as_json)
     with o.errors():
+        if platform:
+            return fit_platform(o, device, metric, runtime, threads, table, out, residual)
         _, _, space = load_model_and_space(model, None, input_shape)
         path = table or default_table(device)
         if not Path(path).is_file():
@@ -78,17 +87,24 @@ def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape:
     """Predict a model's cost on a device from its fitted cost model."""
     o = Output(as_json)
     with o.errors():
-        _, _, space = load_model_and_space(model, None, input_shape)
-        path = cost_model or default_model_path(device, model, runtime, threads, metric)
-        cm, meta = persist.load(path, architecture_hash=architecture_hash(space))
-        if meta["device"]["name"] != device:
-            raise persist.CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
         if weights is not None and widths is not None:
             raise ValueError("give --weights or --widths, not both")
+        path = cost_model or default_model_path(device, model, runtime, threads, metric)
+        fallback = default_platform_path(device, runtime, threads, metric)
+        use_platform = cost_model is None and not Path(path).is_file() and fallback.is_file()
+        if use_platform and weights is None and widths is None:  # the dense model: no layer space needed
+            net, shape = build_model(model, input_shape=parse_shape(input_shape))
+            return platform_predict(o, fallback, device, model, shape, {}, runtime, threads)
+        _, shape, space = load_model_and_space(model, None, input_shape)
         w = widths_from_checkpoint(space, weights) if weights else parse_widths(widths) if widths else {}
         from edgeprune.measure.variants import check_widths
 
         check_widths(space, w)
+        if use_platform:
+            return platform_predict(o, fallback, device, model, shape, w, runtime, threads)
+        cm, meta = persist.load(path, architecture_hash=architecture_hash(space))
+        if meta["device"]["name"] != device:
+            raise persist.CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
         value = float(cm.predict([w])[0])
         dense = float(cm.predict([{}])[0])
         energy = meta["device"].get("energy_source")

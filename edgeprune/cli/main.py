@@ -9,6 +9,7 @@ from edgeprune.cli.compress_cmd import compress_command, demo_command
 from edgeprune.cli.deepcompress_cmd import deep_compress_command
 from edgeprune.cli.export_cmd import export_command
 from edgeprune.cli.fit_cmd import fit_command, predict_command
+from edgeprune.cli.import_cmd import import_command
 from edgeprune.cli.verify_cmd import verify_command
 from edgeprune.cli.layers_cmd import layers_command
 
@@ -18,6 +19,7 @@ app.command("calibrate")(calibrate_command)
 app.command("layers")(layers_command)
 app.command("fit")(fit_command)
 app.command("predict")(predict_command)
+app.command("import")(import_command)
 app.command("compress")(compress_command)
 app.command("demo")(demo_command)
 app.command("deep-compress")(deep_compress_command)

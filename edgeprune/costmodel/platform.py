@@ -1,77 +1,154 @@
-"""A cross-architecture "platform model": coefficients shared per op type, scaled by each layer's shape."""
+"""A cross-architecture "platform model": per-op-kind cost terms of the graph the runtime runs, fitted robustly."""
 from __future__ import annotations
 
 import numpy as np
-import torch.nn as nn
-from sklearn.base import BaseEstimator
-from sklearn.linear_model import RidgeCV
+from scipy.optimize import nnls
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from edgeprune.costmodel.features import FeatureSpec, pad
-from edgeprune.costmodel.macs import output_hw
-from edgeprune.models.layer_space import LayerSpace, build_layer_space
+from edgeprune.costmodel.residual import ResidualBooster
 
-OPS = ("conv", "dwconv", "linear")
-ALPHAS = np.logspace(-8, 2, 21)
-
-
-def layer_features(spec: FeatureSpec, op: str, sig, c_in: int, c_out: int) -> np.ndarray:
-    """[padded MACs, input elements, output elements, 1] of one layer, split by kernel regime when the spec does."""
-    pi, po = float(pad(c_in, spec.block_in)), float(pad(c_out, spec.block_out))
-    if op == "linear":
-        base = np.array([pi * po, pi, po, 1.0])
-    else:
-        ho, wo = output_hw(sig)
-        area, k = sig.in_hw[0] * sig.in_hw[1], sig.kernel[0] * sig.kernel[1]
-        macs = (po if op == "dwconv" else pi * po / sig.groups) * k * ho * wo
-        base = np.array([macs, pi * area, po * ho * wo, 1.0])
-    if not spec.split:
-        return base
-    return np.concatenate([base, base * spec.unaligned(np.array([[c_in, c_out]]))[0]])
+ALPHAS = tuple(float(a) for a in np.logspace(-7, -1, 7))
+HUBER_K = 1.345
+IRLS_STEPS = 6
+WEIGHT_FLOOR = 0.1  # networks cheaper than this share of the median weigh as if they cost that much
+FOLDS = 5
+CAP = 0.5  # CV scores cap each error at 50 %: one wild miss must not decide
 
 
-class PlatformCostModel(BaseEstimator):
-    """cost(network) = Σ_layers θ_op · features(layer) + intercept, with θ shared by every layer of an op type.
+def _huber(rel: np.ndarray) -> np.ndarray:
+    scale = 1.4826 * np.median(np.abs(rel)) + 1e-9
+    r = np.abs(rel) / scale
+    return np.where(r <= HUBER_K, 1.0, HUBER_K / np.maximum(r, 1e-12))
 
-    Fitted from whole-network measurements of many models (and widths), it predicts models it has never seen,
-    because it only depends on layer shapes, not on layer identities.
+
+def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = True,
+                    free: tuple[int, ...] = ()) -> np.ndarray:
+    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α‖θ‖² on max-scaled columns (Huber-reweighted);
+    the columns in ``free`` are not shrunk."""
+    scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
+    denom = np.maximum(y, WEIGHT_FLOOR * np.median(y))
+    A, b = X / scale / denom[:, None], y / denom
+    pen = np.sqrt(alpha * len(y)) * np.eye(X.shape[1])
+    pen[list(free), list(free)] = 0.0
+    w = np.ones(len(y))
+    for _ in range(IRLS_STEPS if huber else 1):
+        sw = np.sqrt(w)[:, None]
+        theta = nnls(np.vstack([A * sw, pen]), np.concatenate([b * sw[:, 0], np.zeros(X.shape[1])]),
+                     maxiter=50 * X.shape[1])[0]
+        w = _huber((A @ theta - b) / np.maximum(b, 1e-12))
+    return theta / scale
+
+
+class PlatformCostModel:
+    """cost = Σ_kinds θ_kind · features(kind) + θ_0, θ ≥ 0, optionally × exp(gradient-boosted residual).
+
+    Features come from the runtime-optimised graph (``graph_features``): per op kind its work (MACs or elements),
+    bytes in/out for convolutions (ECC's bilinear form) and node counts, plus one intercept (per-call overhead).
     """
 
-    def __init__(self, spec: FeatureSpec | None = None):
-        self.spec = spec
+    def __init__(self, residual: str = "auto", seed: int = 0):
+        self.residual = residual  # "auto" (chosen by cross-validation), "none" or "hgb"
+        self.seed = seed
 
-    def _spec(self) -> FeatureSpec:
-        return self.spec or FeatureSpec()
+    def _free(self) -> tuple[int, ...]:
+        """The shared per-node and per-call overheads go unshrunk, so an op kind never seen in training still
+        pays the per-node cost (the penalty pushes kind-specific terms to explain only what is left)."""
+        return tuple(i for i, c in enumerate(self.columns_) if c == "nodes") + (len(self.columns_),)
 
-    def features(self, space: LayerSpace, widths: dict[str, int] | None = None) -> np.ndarray:
-        """Per-op-type sums of layer features for one network at ``widths``."""
-        spec, widths = self._spec(), widths or {}
-        n = spec.n_features
-        out = np.zeros(len(OPS) * n)
-        for layer in space.layers:
-            op = layer.signature.op
-            i = OPS.index(op) * n
-            out[i:i + n] += layer_features(spec, op, layer.signature, *layer.dims(widths))
-        return out
+    def _matrix(self, feats: list[dict]) -> np.ndarray:
+        return np.array([[f.get(c, 0.0) for c in self.columns_] + [1.0] for f in feats], dtype=float)
 
-    def fit_spaces(self, items: list[tuple[LayerSpace, dict[str, int], float]]) -> "PlatformCostModel":
-        """Fit from (layer space, widths, measured cost) triples."""
-        if len(items) < 3:
-            raise ValueError(f"a platform model needs at least 3 measured networks, got {len(items)}")
-        X = np.array([self.features(space, w) for space, w, _ in items])
-        y = np.array([cost for _, _, cost in items], dtype=float)
-        self.col_scale_ = np.maximum(np.abs(X).max(axis=0), 1e-12)
-        self.ridge_ = RidgeCV(alphas=ALPHAS).fit(X / self.col_scale_, y, sample_weight=1.0 / y**2)
-        self.n_networks_ = len(items)
+    def fit(self, feats: list[dict[str, float]], y, groups=None, noise_cv: float | None = None) -> "PlatformCostModel":
+        """Fit from per-network feature dicts and measured costs; ``groups`` (family names) steer the CV folds."""
+        y = np.asarray(y, dtype=float)
+        if len(y) < 5:
+            raise ValueError(f"a platform model needs at least 5 measured networks, got {len(y)}")
+        if np.any(~np.isfinite(y)) or np.any(y <= 0):
+            raise ValueError("measured costs must be positive numbers")
+        self.columns_ = sorted({k for f in feats for k, v in f.items() if v})
+        X = self._matrix(feats)
+        folds = self._folds(X, groups)
+        scores = {a: self._cv(X, y, folds, a, None) for a in ALPHAS}
+        self.alpha_ = min(scores, key=lambda a: (scores[a], -a))
+        self.coef_ = nn_relative_fit(X, y, self.alpha_, free=self._free())
+        self.floor_ = 0.25 * float(y.min())
+        report = {"alpha": self.alpha_, "cv_error_linear": scores[self.alpha_], "cv_folds": self._fold_text,
+                  "n_networks": int(len(y)), "n_columns": len(self.columns_) + 1}
+        self.booster_ = None
+        if self.residual != "none":
+            booster_cv = self._cv(X, y, folds, self.alpha_, self.seed)
+            report["cv_error_with_residual"] = booster_cv
+            if self.residual == "hgb" or booster_cv < scores[self.alpha_]:
+                self.booster_ = ResidualBooster(self.seed).fit(X, y, X @ self.coef_)
+        report["residual"] = "hgb" if self.booster_ is not None else "none"
+        report["warnings"] = self._warnings(X, y, noise_cv)
+        self.report_ = report
         return self
 
-    def fit(self, items: list[tuple[nn.Module, tuple[int, ...], float]]) -> "PlatformCostModel":
-        """Fit from (model, input shape, measured cost) triples — models as they are, pruned or not."""
-        return self.fit_spaces([(build_layer_space(m, shape), {}, cost) for m, shape, cost in items])
+    def _folds(self, X: np.ndarray, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+        k = min(FOLDS, len(X))
+        if groups is not None and min(list(groups).count(g) for g in set(groups)) >= k:
+            self._fold_text = f"{k}-fold, stratified by family"
+            return list(StratifiedKFold(k, shuffle=True, random_state=0).split(X, list(groups)))
+        self._fold_text = f"{k}-fold"
+        return list(KFold(k, shuffle=True, random_state=0).split(X))
 
-    def predict_spaces(self, items: list[tuple[LayerSpace, dict[str, int]]]) -> np.ndarray:
-        X = np.array([self.features(space, w) for space, w in items])
-        return self.ridge_.predict(X / self.col_scale_)
+    def _cv(self, X, y, folds, alpha: float, booster_seed: int | None) -> float:
+        errs = []
+        for tr, te in folds:
+            theta = nn_relative_fit(X[tr], y[tr], alpha, free=self._free())
+            pred = X[te] @ theta
+            if booster_seed is not None:
+                pred = ResidualBooster(booster_seed).fit(X[tr], y[tr], X[tr] @ theta).apply(X[te], pred)
+            errs.append(np.abs(np.maximum(pred, 0.25 * y[tr].min()) - y[te]) / y[te])
+        return float(np.mean(np.minimum(np.concatenate(errs), CAP)))
 
-    def predict(self, items: list[tuple[nn.Module, tuple[int, ...]]]) -> np.ndarray:
-        """Predicted cost of each (model, input shape)."""
-        return self.predict_spaces([(build_layer_space(m, shape), {}) for m, shape in items])
+    def _warnings(self, X: np.ndarray, y: np.ndarray, noise_cv: float | None) -> list[str]:
+        out = []
+        if self.alpha_ in (ALPHAS[0], ALPHAS[-1]):
+            out.append(f"the ridge strength chosen by cross-validation ({self.alpha_:g}) is at the edge of the grid "
+                       f"[{ALPHAS[0]:g}, {ALPHAS[-1]:g}]: the fit may be under- or over-regularised")
+        present = (X[:, :-1] > 0).mean(axis=0)
+        for j, col in enumerate(self.columns_):
+            if self.coef_[j] == 0 and present[j] >= 0.2 and col.startswith("conv_") and col.endswith(".macs"):
+                out.append(f"{col} is pinned at zero although {present[j]:.0%} of the training networks run it: "
+                           "its compute is priced by other terms (add networks that vary it)")
+        low = y < 0.01 * np.median(y)
+        if low.any():
+            out.append(f"{int(low.sum())} training network(s) cost below 1 % of the median ({np.median(y):.4g}): "
+                       "check their measurements")
+        spread = float(np.std(y) / np.mean(y))
+        if noise_cv is not None and spread < noise_cv:
+            out.append(f"the training costs spread by {spread:.1%}, less than the measurement noise ({noise_cv:.1%}): "
+                       "the fit cannot tell the networks apart")
+        return out
+
+    def predict(self, feats: list[dict[str, float]]) -> np.ndarray:
+        """Predicted cost of each network from its graph features (op kinds never seen in training cost 0)."""
+        X = self._matrix(feats)
+        pred = X @ self.coef_
+        if self.booster_ is not None:
+            pred = self.booster_.apply(X, pred)
+        return np.maximum(pred, self.floor_)
+
+    def conv_terms(self, kind: str) -> np.ndarray:
+        """[θ_macs, θ_in, θ_out, θ_count] of a conv kind: ECC's bilinear coefficients for the per-layer breakdown."""
+        return np.array([self.coef_[self.columns_.index(f"{kind}.{t}")] if f"{kind}.{t}" in self.columns_ else 0.0
+                         for t in ("macs", "in", "out", "count")])
+
+    def terms(self) -> dict[str, float]:
+        """Every fitted coefficient by column name (``intercept`` last)."""
+        return {**dict(zip(self.columns_, map(float, self.coef_[:-1]))), "intercept": float(self.coef_[-1])}
+
+    def to_dict(self) -> dict:
+        return {"columns": self.columns_, "coef": [float(c) for c in self.coef_], "alpha": self.alpha_,
+                "floor": self.floor_, "residual": self.residual, "seed": self.seed,
+                "booster": None if self.booster_ is None else self.booster_.to_dict(), "report": self.report_}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlatformCostModel":
+        model = cls(d["residual"], d["seed"])
+        model.columns_, model.coef_ = list(d["columns"]), np.asarray(d["coef"], dtype=float)
+        model.alpha_, model.floor_, model.report_ = d["alpha"], float(d["floor"]), d.get("report", {})
+        model.booster_ = None if d.get("booster") is None else ResidualBooster.from_dict(d["booster"])
+        return model

@@ -11,9 +11,12 @@ from torch import nn
 from edgeprune.errors import EdgepruneError
 from edgeprune.userfile import import_user_file
 
+from .cellnet import cellnet
 from .demo_cnn import demo_cnn
 from .mobilenetv2 import mobilenetv2
+from .opbench import single_op
 from .resnet_cifar import resnet20, resnet32, resnet44, resnet56
+from .shufflenet import shufflenet
 from .weights import WeightsError, load_weights
 
 __all__ = ["MODELS", "ModelEntry", "ModelSpecError", "WeightsError", "build_model", "load_weights"]
@@ -40,7 +43,11 @@ MODELS: dict[str, ModelEntry] = {
     "mobilenetv2": ModelEntry(mobilenetv2, (1, 3, 32, 32)),
     "demo_cnn": ModelEntry(demo_cnn, (1, 1, 8, 8)),
     "demo_cnn32": ModelEntry(partial(demo_cnn, in_channels=3), (1, 3, 32, 32)),
+    "cellnet": ModelEntry(cellnet, (1, 3, 32, 32)),
+    "shufflenet": ModelEntry(shufflenet, (1, 3, 32, 32)),
 }
+# Builders that return (module, input shape): the shape depends on their arguments.
+SHAPED = {"single_op": single_op}
 
 
 
@@ -64,7 +71,7 @@ def _import_file(path: Path) -> object:
     return import_user_file(path, "edgeprune_user_model", ModelSpecError)
 
 
-def _build_from_file(spec: str) -> tuple[nn.Module, Shape | None]:
+def _build_from_file(spec: str, kwargs: dict) -> tuple[nn.Module, Shape | None]:
     """Call the function named by `file.py:function`; return (module, shape or None)."""
     file_part, _, func_name = spec.rpartition(":")
     path = Path(file_part).expanduser().resolve()
@@ -74,7 +81,12 @@ def _build_from_file(spec: str) -> tuple[nn.Module, Shape | None]:
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ModelSpecError(f"{file_part} has no function {func_name!r} (spec {spec!r})")
-    result = func()
+    try:
+        result = func(**kwargs)
+    except TypeError as exc:
+        if not kwargs:
+            raise
+        raise ModelSpecError(f"{spec} does not take the arguments {sorted(kwargs)}: {exc}") from exc
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module):
         return result[0], _as_shape(result[1], spec)
     if isinstance(result, nn.Module):
@@ -87,22 +99,23 @@ def build_model(
 ) -> tuple[nn.Module, Shape]:
     """Build a zoo model (kwargs go to its builder) or a `file.py:function` model; return (eval model, shape)."""
     if _is_file_spec(spec):
-        if kwargs:
-            raise ModelSpecError(f"{spec}: builder arguments {sorted(kwargs)} are only supported for zoo models")
-        model, shape = _build_from_file(spec)
+        model, shape = _build_from_file(spec, kwargs)
         if input_shape is not None:
             shape = _as_shape(input_shape, spec)
         if shape is None:
             raise ModelSpecError(
                 f"{spec} returned only a module; return (module, input_shape) or pass input_shape=(1, C, H, W)"
             )
+    elif spec in SHAPED:
+        model, shape = SHAPED[spec](**kwargs)
+        shape = shape if input_shape is None else _as_shape(input_shape, spec)
     elif spec in MODELS:
         entry = MODELS[spec]
         model = entry.builder(**kwargs)
         shape = entry.input_shape if input_shape is None else _as_shape(input_shape, spec)
     else:
         raise ModelSpecError(
-            f"unknown model {spec!r}; available: {', '.join(MODELS)} or path/to/file.py:function"
+            f"unknown model {spec!r}; available: {', '.join([*MODELS, *SHAPED])} or path/to/file.py:function"
         )
     if weights is not None:
         load_weights(model, weights)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 from edgeprune.errors import EdgepruneError
@@ -18,7 +19,7 @@ _STAT_COLUMNS = """
     temperature_c REAL, throttled INTEGER,
     device_name TEXT NOT NULL, fingerprint_id TEXT NOT NULL, runtime TEXT NOT NULL, runtime_version TEXT,
     threads INTEGER NOT NULL, settings_json TEXT NOT NULL, input_shape TEXT NOT NULL,
-    model_sha256 TEXT, measured_at TEXT NOT NULL, result_json TEXT NOT NULL
+    model_sha256 TEXT, measured_at TEXT NOT NULL, result_json TEXT NOT NULL, provenance TEXT
 """
 
 _SCHEMA = f"""
@@ -93,12 +94,13 @@ class LatencyTable:
                              f"({SCHEMA_VERSION}); upgrade edgeprune")
 
     def _migrate(self) -> None:
-        """Add columns introduced after a table was created (schema 1 → 2: drift reference)."""
+        """Add columns introduced after a table was created (schema 1 → 2: drift reference; provenance, NULL
+        for rows measured by edgeprune itself, 'imported' for measurements made elsewhere)."""
         for table in ("layer_measurements", "network_measurements"):
             have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
-            for col in ("reference_ms", "reference_ratio"):
+            for col, kind in (("reference_ms", "REAL"), ("reference_ratio", "REAL"), ("provenance", "TEXT")):
                 if col not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {col} REAL")
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {kind}")
         self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
@@ -109,6 +111,17 @@ class LatencyTable:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All rows written inside go in together, or none of them (on any exception)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def record_device(self, name: str, info: dict) -> None:
         """Remember the device fingerprint the rows refer to (latest info wins)."""
@@ -166,6 +179,7 @@ class LatencyTable:
             "threads": result["runtime"]["threads"], "settings_json": canonical(result["settings"]),
             "input_shape": canonical(prov["input_shape"]), "model_sha256": result.get("model_sha256"),
             "measured_at": result["finished_at"], "result_json": canonical(result),
+            "provenance": prov.get("provenance"),
         }
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)

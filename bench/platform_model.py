@@ -1,0 +1,197 @@
+"""Benchmark: does the platform model predict networks it has never seen? (onnxruntime, 1 thread, local CPU)
+
+Usage: python bench/platform_model.py [--measurements bench/results/platform_networks.jsonl] [--train 200]
+Measure first with bench/platform_measure.py (resumable). Fits on --train networks drawn from three families,
+tests on the held-out networks of those families and on the fourth family left out entirely; on the cell space
+compares with a FLOPs-linear and a per-edge one-hot linear model. Writes bench/results/platform_model.json/.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.measure.graph_features import FEATURES_VERSION, cached_spec_features, onnx_features, store_spec_features
+from edgeprune.measure.platform_plan import NetworkSpec, build_network
+from edgeprune.costmodel.metrics import accuracy_report
+from edgeprune.costmodel.platform import PlatformCostModel, nn_relative_fit
+from edgeprune.models.cellnet import CELL_OPS, parse_arch
+
+RESULTS = Path(__file__).parent / "results"
+SEEN, LEFT_OUT = ("cell", "resnet", "mobilenetv2"), "shufflenet"
+TARGETS = {"seen": {"within_10": 0.90, "within_5": 0.70, "spearman": 0.97},
+           "left_out": {"within_10": 0.75, "spearman": 0.95}, "predict_ms": 5.0}
+
+
+def load(path: Path) -> tuple[list[dict], list[dict]]:
+    """(networks, noise probes) from the measurement JSONL; a torn last line is skipped. Latency is drift-corrected
+    like the latency tables' (each pass's ratio to the interleaved reference × the reference's median time)."""
+    recs = []
+    for line in path.read_text().splitlines():
+        try:
+            recs.append(json.loads(line))
+        except ValueError:
+            continue
+    ref = statistics.median(v for r in recs for v in r["reference_ms"])
+    for r in recs:
+        r["raw_ms"] = r["latency_ms"]
+        r["latency_ms"] = statistics.median(p / q for p, q in zip(r["passes_ms"], r["reference_ms"])) * ref
+        if r.get("features_version") != FEATURES_VERSION:
+            r["features"] = current_features(r["spec"])
+    return [r for r in recs if r["spec"]["family"] != "probe"], [r for r in recs if r["spec"]["family"] == "probe"]
+
+
+def current_features(spec: dict) -> dict:
+    """Features of a network measured before the feature set last changed (rebuilt once, then cached)."""
+    key = "bench|" + json.dumps(spec, sort_keys=True)
+    feats = cached_spec_features(key)
+    if feats is None:
+        net, shape = build_network(NetworkSpec.from_dict(spec))
+        feats = onnx_features(to_onnx_bytes(net, shape))
+        store_spec_features(key, feats)
+    return feats
+
+
+def flops(rec: dict) -> float:
+    return sum(v for k, v in rec["features"].items() if k.endswith(".macs"))
+
+
+def one_hot(rec: dict) -> dict[str, float]:
+    ops = parse_arch(rec["spec"]["kwargs"]["arch"])
+    return {f"edge{i}={op}": 1.0 for i, op in enumerate(ops) if op != CELL_OPS[0]}
+
+
+def linear_baseline(train_feats, y_train, test_feats) -> np.ndarray:
+    """Non-negative relative-error least squares with an intercept (the baselines' fit, no robust step)."""
+    cols = sorted({k for f in train_feats for k in f})
+    mat = lambda fs: np.array([[f.get(c, 0.0) for c in cols] + [1.0] for f in fs])  # noqa: E731
+    theta = nn_relative_fit(mat(train_feats), np.asarray(y_train), 1e-9, huber=False)
+    return mat(test_feats) @ theta
+
+
+def noise_figures(nets: list[dict], probes: list[dict]) -> dict:
+    """Spread of the passes of one network, and of the dense ResNet-20 re-measured through the run."""
+    cvs = [r["pass_cv"] for r in nets]
+    probe, raw = [r["latency_ms"] for r in probes], [r["raw_ms"] for r in probes]
+    cv = lambda v: statistics.pstdev(v) / statistics.mean(v) if len(v) > 1 else None  # noqa: E731
+    return {"median_pass_cv": statistics.median(cvs), "p90_pass_cv": float(np.percentile(cvs, 90)),
+            "probe_n": len(probe), "probe_cv": cv(probe), "probe_cv_raw": cv(raw), "probe_ms": probe,
+            "latency": "drift-corrected median of the passes (ratio to the interleaved reference × its median)"}
+
+
+def predict_timing(model: PlatformCostModel, recs: list[dict], repeats: int = 200) -> dict:
+    """Milliseconds for one prediction from a cached graph: spec-keyed feature lookup + model evaluation."""
+    for r in recs:
+        store_spec_features(json.dumps(r["spec"], sort_keys=True), r["features"])
+    times = []
+    for i in range(repeats):
+        r = recs[i % len(recs)]
+        t0 = time.perf_counter()
+        feats = cached_spec_features(json.dumps(r["spec"], sort_keys=True))
+        model.predict([feats])
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90)), "n": repeats}
+
+
+def plot(path: Path, groups: dict[str, tuple], baselines: dict[str, tuple]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for name, (y, p) in groups.items():
+        axes[0].scatter(y, p, s=8, alpha=0.6, label=name)
+    axes[0].set_title("platform model: predicted vs measured (ms)")
+    for name, (y, p) in baselines.items():
+        axes[1].scatter(y, p, s=8, alpha=0.6, label=name)
+    axes[1].set_title("cell space, held-out: platform model vs baselines")
+    for ax in axes:
+        lo = min(min(np.min(y) for y, _ in g.values()) for g in (groups, baselines))
+        hi = max(max(np.max(y) for y, _ in g.values()) for g in (groups, baselines))
+        xs = np.array([lo, hi])
+        for f, style in ((1.0, "k-"), (1.1, "k:"), (0.9, "k:")):
+            ax.plot(xs, xs * f, style, lw=0.8)
+        ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("measured ms"), ax.set_ylabel("predicted ms")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--measurements", type=Path, default=RESULTS / "platform_networks.jsonl")
+    ap.add_argument("--train", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--residual", default="auto", choices=("auto", "none", "hgb"))
+    args = ap.parse_args()
+    nets, probes = load(args.measurements)
+    noise = noise_figures(nets, probes)
+    seen = [r for r in nets if r["spec"]["family"] in SEEN]
+    rng = np.random.default_rng(args.seed)
+    train_idx = set(rng.choice(len(seen), size=min(args.train, len(seen) - 1), replace=False).tolist())
+    train = [r for i, r in enumerate(seen) if i in train_idx]
+    test = [r for i, r in enumerate(seen) if i not in train_idx]
+    left = [r for r in nets if r["spec"]["family"] == LEFT_OUT]
+    y = lambda rs: np.array([r["latency_ms"] for r in rs])  # noqa: E731
+    model = PlatformCostModel(args.residual).fit([r["features"] for r in train], y(train),
+                                                 groups=[r["spec"]["family"] for r in train],
+                                                 noise_cv=noise["median_pass_cv"])
+    pred = lambda rs: model.predict([r["features"] for r in rs])  # noqa: E731
+    out = {"networks_measured": len(nets), "by_family": {f: sum(r["spec"]["family"] == f for r in nets)
+                                                         for f in (*SEEN, LEFT_OUT)},
+           "train": len(train), "noise": noise, "fit": model.report_, "targets": TARGETS,
+           "seen_heldout": accuracy_report(y(test), pred(test)),
+           "seen_heldout_by_family": {f: accuracy_report(y([r for r in test if r["spec"]["family"] == f]),
+                                                         pred([r for r in test if r["spec"]["family"] == f]))
+                                      for f in SEEN if any(r["spec"]["family"] == f for r in test)},
+           "left_out": {"family": LEFT_OUT, **accuracy_report(y(left), pred(left))} if len(left) > 2 else None,
+           "train_fit": accuracy_report(y(train), pred(train)), "coefficients": model.terms()}
+    cell_train = [r for r in train if r["spec"]["family"] == "cell"]
+    cell_test = [r for r in test if r["spec"]["family"] == "cell"]
+    base = {"platform model": pred(cell_test),
+            "FLOPs-linear": linear_baseline([{"flops": flops(r)} for r in cell_train], y(cell_train),
+                                            [{"flops": flops(r)} for r in cell_test]),
+            "per-edge one-hot": linear_baseline([one_hot(r) for r in cell_train], y(cell_train),
+                                                [one_hot(r) for r in cell_test])}
+    out["cell_space"] = {"train": len(cell_train), **{k: accuracy_report(y(cell_test), v) for k, v in base.items()},
+                         "distinct_predictions_platform": int(len(np.unique(np.round(base["platform model"], 6))))}
+    out["predict_cached"] = predict_timing(model, test[:50])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "platform_model.json").write_text(json.dumps(out, indent=1))
+    groups = {"train": (y(train), pred(train)), "held-out (seen families)": (y(test), pred(test))}
+    if left:
+        groups[f"left out: {LEFT_OUT}"] = (y(left), pred(left))
+    plot(RESULTS / "platform_model.png", groups, {k: (y(cell_test), v) for k, v in base.items()})
+    _print(out)
+
+
+def _print(out: dict) -> None:
+    def row(name, r):
+        print(f"  {name:28s} n={r['n']:4d}  ±5% {r['within_5']:6.1%}  ±10% {r['within_10']:6.1%}  "
+              f"Spearman {r['spearman']:.3f}  median |err| {r['median_ape']:.1%}")
+
+    print(f"{out['networks_measured']} networks measured {out['by_family']}; noise: median pass CV "
+          f"{out['noise']['median_pass_cv']:.1%}, probe CV {out['noise']['probe_cv'] or float('nan'):.1%}")
+    print(f"fit: alpha {out['fit']['alpha']:g}, residual {out['fit']['residual']} (CV linear "
+          f"{out['fit']['cv_error_linear']:.1%}, with residual {out['fit'].get('cv_error_with_residual', float('nan')):.1%}, "
+          f"{out['fit']['cv_folds']})")
+    for w in out["fit"]["warnings"]:
+        print(f"  warning: {w}")
+    row("held-out, seen families", out["seen_heldout"])
+    for f, r in out["seen_heldout_by_family"].items():
+        row(f"  {f}", r)
+    if out["left_out"]:
+        row(f"left out: {out['left_out']['family']}", out["left_out"])
+    for k in ("platform model", "FLOPs-linear", "per-edge one-hot"):
+        row(f"cell space: {k}", out["cell_space"][k])
+    print(f"predict from a cached graph: median {out['predict_cached']['median_ms']:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The platform model as a per-architecture CostModel: ECC's bilinear layer terms, so pruning can use it."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeprune.costmodel.bilinear import BilinearLayerModel
+from edgeprune.costmodel.features import FeatureSpec
+from edgeprune.costmodel.macs import output_hw
+from edgeprune.costmodel.model import CostModel
+from edgeprune.costmodel.platform import PlatformCostModel
+from edgeprune.models.layer_space import LayerSignature, LayerSpace
+
+# onnxruntime's NCHWc layout needs input channels on its SIMD block (16 with AVX-512, 8 with AVX2); other
+# convolutions run in the plain kernel. The split spec gives the two regimes their own coefficients.
+NCHWC_BLOCK = 16
+
+
+def _kind(sig: LayerSignature) -> str:
+    k, s = sig.kernel[0], sig.stride[0]
+    if sig.op == "dwconv":
+        return f"dw{k}s{s}"
+    if sig.groups > 1:
+        return "group"
+    return f"k{k}s{s}" if k in (1, 3) and s in (1, 2) else "kother"
+
+
+def _bilinear(platform: PlatformCostModel, sig: LayerSignature, regime: str) -> np.ndarray:
+    """[a, b, c, d] with cost(c_in, c_out) = a·c_in·c_out + b·c_in + c·c_out + d in one kernel regime."""
+    terms = platform.terms()
+    if sig.op == "linear":
+        return np.array([terms.get("gemm.macs", 0.0), 0.0, 0.0, terms.get("gemm.count", 0.0)])
+    kind = f"conv_{_kind(sig)}_{regime}"
+    t = {name: terms.get(f"{kind}.{name}", 0.0) for name in ("macs", "in", "out", "count", "groups", "im2col")}
+    ho, wo = output_hw(sig)
+    area_out, area_in, k2 = ho * wo, sig.in_hw[0] * sig.in_hw[1], sig.kernel[0] * sig.kernel[1]
+    im2col = t["im2col"] * k2 * area_out
+    if sig.op == "dwconv":  # c_in == c_out == c: every term is linear in c
+        return np.array([0.0, t["macs"] * k2 * area_out + t["groups"] + t["in"] * area_in + im2col,
+                         t["out"] * area_out, t["count"]])
+    g = sig.groups
+    return np.array([t["macs"] * k2 * area_out / g, t["in"] * area_in + im2col, t["out"] * area_out,
+                     t["count"] + t["groups"] * g])
+
+
+def platform_cost_model(platform: PlatformCostModel, space: LayerSpace, dense_features: dict) -> CostModel:
+    """A layer-sourced CostModel whose per-layer bilinear terms come from the platform model's conv/gemm terms;
+    everything else the graph runs (pooling, adds, reorders, overhead) is the offset at dense widths."""
+    spec = FeatureSpec(1, 1, NCHWC_BLOCK, 1)
+    model = CostModel("layers")
+    model.layers_ = [(layer.name, layer.signature.key(), layer) for layer in space.layers]
+    model.dense_widths_ = space.dense_widths()
+    model.spec_, model.spec_report_ = spec, {"selected_by": "platform model (onnxruntime NCHWc block "
+                                                            f"{NCHWC_BLOCK} on input channels)"}
+    model.layer_models_ = {}
+    for _, key, layer in model.layers_:
+        if key in model.layer_models_:
+            continue
+        fast, slow = _bilinear(platform, layer.signature, "nchwc"), _bilinear(platform, layer.signature, "plain")
+        lm = BilinearLayerModel(**spec.to_dict())
+        lm.coef_, lm.n_features_in_, lm.n_samples_ = np.concatenate([fast, slow - fast]), 2, 0
+        model.layer_models_[key] = lm
+    total = float(platform.predict([dense_features])[0])
+    layer_sum = sum(model.layer_costs({}).values())
+    model.correction_, model.prior_scale_ = None, None
+    model.scale_, model.offset_ = (1.0, total - layer_sum) if total >= layer_sum else (total / layer_sum, 0.0)
+    model.floor_ = 0.05 * total  # as the table-fitted models: never predict below a small share of dense
+    return model
+
+
+def platform_cost_model_for(path, fingerprint_id: str, model_spec: str, space: LayerSpace,
+                            runtime: str) -> tuple[CostModel, dict]:
+    """Load the device's platform model and turn it into a CostModel for this architecture."""
+    from edgeprune.costmodel import platform_persist
+    from edgeprune.costmodel.platform_data import network_features
+
+    platform, meta = platform_persist.load(path, fingerprint_id)
+    dense = network_features(model_spec, {}, {}, space.input_shape, runtime)
+    return platform_cost_model(platform, space, dense), meta

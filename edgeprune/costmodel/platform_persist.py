@@ -1,0 +1,63 @@
+"""Platform models as versioned JSON (never pickled), with the device, runtime and data they came from."""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import edgeprune
+from edgeprune.costmodel.persist import CostModelError
+from edgeprune.costmodel.platform import PlatformCostModel
+from edgeprune.measure.graph_features import FEATURES_VERSION
+from edgeprune.paths import models_dir
+
+FORMAT = "edgeprune-platform-model"
+FORMAT_VERSION = 1
+
+
+def default_platform_path(device: str, runtime: str, threads: int, metric: str) -> Path:
+    """energy_models/<device>-platform-<runtime>-t<threads>-<metric>.json"""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in device)
+    return models_dir() / f"{safe}-platform-{runtime}-t{threads}-{metric}.json"
+
+
+def save(model: PlatformCostModel, provenance: dict, path: str | Path) -> Path:
+    """Write atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "edgeprune_version": edgeprune.__version__,
+           "features_version": FEATURES_VERSION,
+           "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance,
+           "model": model.to_dict()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path, fingerprint_id: str | None = None) -> tuple[PlatformCostModel, dict]:
+    """Read a platform model; refuse another format, a newer version, or another device, saying which."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except OSError as exc:
+        raise CostModelError(f"cannot read platform model {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise CostModelError(f"{path} is not valid JSON ({exc}); refit with `edgeprune fit --platform`") from exc
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise CostModelError(f"{path} is not an edgeprune platform model")
+    if d.get("format_version", 0) > FORMAT_VERSION:
+        raise CostModelError(f"{path} has format version {d['format_version']}, newer than this edgeprune "
+                             f"supports ({FORMAT_VERSION}); upgrade edgeprune")
+    if d.get("features_version") != FEATURES_VERSION:
+        raise CostModelError(f"{path} was fitted on graph features v{d.get('features_version')}, this edgeprune "
+                             f"computes v{FEATURES_VERSION}; refit with `edgeprune fit --platform`")
+    fid = d.get("device", {}).get("fingerprint_id")
+    if fingerprint_id and fid != fingerprint_id:
+        raise CostModelError(f"{path} was fitted on device {d['device'].get('name')!r} (fingerprint {fid}), "
+                             f"not this device ({fingerprint_id})")
+    try:
+        return PlatformCostModel.from_dict(d["model"]), d
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CostModelError(f"{path} is incomplete or damaged ({type(exc).__name__}: {exc})") from exc
