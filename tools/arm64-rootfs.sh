@@ -7,7 +7,8 @@
 #   --cpu cortex-a76 (Raspberry Pi 5, default) or cortex-a72 (Pi 4): the CPU qemu emulates.
 #
 # The rootfs lives under ${XDG_CACHE_HOME:-~/.cache}/edgeprune/arm64-rootfs-RELEASE. Needs root, mmdebstrap and
-# qemu-user-static. Foreign binaries run through binfmt_misc when it can be registered (chroot), else proot -q.
+# qemu-user-static. Foreign binaries run through binfmt_misc when it can be registered (mmdebstrap, chroot), else
+# through proot -q (debootstrap --foreign + second stage; slower). EDGEPRUNE_ARM64_PROOT=1 forces proot.
 set -euo pipefail
 
 RELEASE=bookworm
@@ -41,19 +42,24 @@ need() { command -v "$1" >/dev/null || die "$1 is missing: apt-get install -y $2
 binfmt_ready() {
   local bm=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
   [[ $(uname -m) == aarch64 ]] && return 0
+  [[ ${EDGEPRUNE_ARM64_PROOT:-0} == 1 ]] && return 1
   [[ -e $bm/register ]] || mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null || return 1
   [[ -e $bm/qemu-aarch64 ]] || { [[ -r $conf ]] && cat "$conf" > "$bm/register" 2>/dev/null; } || return 1
   [[ $(head -1 "$bm/qemu-aarch64") == enabled ]]
 }
 
 build() {
-  need mmdebstrap mmdebstrap
   [[ $(uname -m) == aarch64 ]] || need qemu-aarch64-static qemu-user-static
   if [[ -x $ROOT/usr/bin/python3 ]]; then echo "$ROOT (cached)"; return; fi
-  binfmt_ready || die "cannot register qemu-aarch64 in binfmt_misc; maintainer scripts need it (run as root on a host that allows it)"
   rm -rf "$ROOT.partial"; mkdir -p "$(dirname "$ROOT")"
-  mmdebstrap --mode=root --arch=arm64 --variant=apt --include="$PACKAGES" \
-    "$RELEASE" "$ROOT.partial" "$MIRROR"
+  if binfmt_ready; then
+    need mmdebstrap mmdebstrap
+    mmdebstrap --mode=root --arch=arm64 --variant=apt --include="$PACKAGES" "$RELEASE" "$ROOT.partial" "$MIRROR"
+  else  # no binfmt_misc: unpack only, then run the maintainer scripts under proot + qemu
+    need debootstrap debootstrap; need proot proot
+    debootstrap --foreign --arch=arm64 --variant=minbase --include="$PACKAGES" "$RELEASE" "$ROOT.partial" "$MIRROR"
+    proot -0 -q "$QEMU" -r "$ROOT.partial" -b /proc -b /dev -b /sys -w / /debootstrap/debootstrap --second-stage
+  fi
   mv "$ROOT.partial" "$ROOT"
   echo "$ROOT"
 }
