@@ -1,11 +1,13 @@
 """The agent on emulated arm64 Debian (the Raspberry Pi OS base): install, serve, calibrate, verify, output parity.
 
-Usage: python bench/arm64_emulated.py [--release bookworm|bullseye ...] [--model-dir DIR] [--port 8791]
+Usage: python bench/arm64_emulated.py [--release bookworm|bullseye ...] [--cpu cortex-a76|cortex-a72]
+                                     [--model-dir DIR] [--port 8791]
 Needs root, mmdebstrap, qemu-user-static and the package registry (see tools/arm64-rootfs.sh). Per release it
 installs "./device_agents[litert]" from the registry's aarch64 wheels into a fresh venv, serves the agent on
 loopback, drives `edgeprune device add/check`, `calibrate --points 3` and `verify` (ONNX and .tflite) from the
 host, and compares each artifact's outputs on the emulated aarch64 runtimes with the host's x86 ones.
-Writes bench/results/arm64_emulated_<release>.json. Timings under emulation mean nothing and are not reported.
+Writes bench/results/arm64_emulated_<release>[-<cpu>].json (no suffix for the cortex-a76 default, a Pi 5).
+Timings under emulation mean nothing and are not reported.
 """
 from __future__ import annotations
 
@@ -29,27 +31,27 @@ VENV = "/opt/agent-venv"
 PARITY_SAMPLES = 256
 
 
-def rootfs(release: str, *args: str) -> list[str]:
-    """Command line of tools/arm64-rootfs.sh for one release."""
-    return [str(ROOTFS), "--release", release, *args]
+def rootfs(target: tuple[str, str], *args: str) -> list[str]:
+    """Command line of tools/arm64-rootfs.sh for one (release, emulated CPU)."""
+    return [str(ROOTFS), "--release", target[0], "--cpu", target[1], *args]
 
 
-def in_rootfs(release: str, script: str, capture: bool = True) -> str:
+def in_rootfs(target: tuple[str, str], script: str, capture: bool = True) -> str:
     """Run a shell script inside the rootfs with the repository bound at its own path; its stdout."""
-    cmd = rootfs(release, "run", "--bind", str(REPO), "--", "/bin/sh", "-ec", script)
+    cmd = rootfs(target, "run", "--bind", str(REPO), "--", "/bin/sh", "-ec", script)
     done = subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE if capture else None)
     return done.stdout or ""
 
 
-def install(release: str) -> dict:
+def install(target: tuple[str, str]) -> dict:
     """Fresh venv, pip install "./device_agents[litert]" (a copy, so no build files land in the repo)."""
-    subprocess.run(rootfs(release, "build"), check=True)
-    in_rootfs(release, f"python3 -m venv --clear {VENV}\n{VENV}/bin/pip install -q --upgrade pip\n"
-                       f"rm -rf /tmp/agent-src && cp -r device_agents /tmp/agent-src\n"
-                       f"{VENV}/bin/pip install '/tmp/agent-src[litert]'", capture=False)
-    out = in_rootfs(release, f"cat /etc/debian_version; {VENV}/bin/python -c 'import platform; "
-                             f"print(platform.python_version(), platform.machine())'; "
-                             f"{VENV}/bin/pip list --format=json")
+    subprocess.run(rootfs(target, "build"), check=True)
+    in_rootfs(target, f"python3 -m venv --clear {VENV}\n{VENV}/bin/pip install -q --upgrade pip\n"
+                      f"rm -rf /tmp/agent-src && cp -r device_agents /tmp/agent-src\n"
+                      f"{VENV}/bin/pip install '/tmp/agent-src[litert]'", capture=False)
+    out = in_rootfs(target, f"cat /etc/debian_version; {VENV}/bin/python -c 'import platform; "
+                            f"print(platform.python_version(), platform.machine())'; "
+                            f"{VENV}/bin/pip list --format=json")
     debian, py_machine, listing = out.splitlines()[:3]
     python, machine = py_machine.split()
     packages = {p["name"]: p["version"] for p in json.loads(listing)}
@@ -58,9 +60,9 @@ def install(release: str) -> dict:
     return {"debian": debian, "python": python, "machine": machine, "packages": packages}
 
 
-def start_agent(release: str, port: int, token: Path, log: Path) -> subprocess.Popen:
+def start_agent(target: tuple[str, str], port: int, token: Path, log: Path) -> subprocess.Popen:
     """`edgeprune-agent serve` inside the rootfs on 127.0.0.1:port; returns once /v1/health answers."""
-    cmd = rootfs(release, "run", "--bind", str(REPO), "--", f"{VENV}/bin/edgeprune-agent", "serve",
+    cmd = rootfs(target, "run", "--bind", str(REPO), "--", f"{VENV}/bin/edgeprune-agent", "serve",
                  "--host", "127.0.0.1", "--port", str(port), "--token-file", str(token))
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600  # first start under emulation imports fastapi/numpy slowly
@@ -127,24 +129,24 @@ def compare(host: Path, emulated: Path, labels: np.ndarray) -> dict:
             "x86": json.loads(str(a["meta"])), "aarch64": json.loads(str(b["meta"]))}
 
 
-def parity(release: str, model_dir: Path, work: Path) -> dict:
+def parity(target: tuple[str, str], model_dir: Path, work: Path) -> dict:
     """Outputs of model.onnx and model.tflite on x86 (host) vs emulated aarch64, same inputs."""
     inputs = work / "parity_inputs.npz"
     labels = parity_inputs(model_dir, inputs)
     out = {}
     for name in ("model.onnx", "model.tflite"):
-        art, host_out, emu_out = model_dir / name, work / f"{name}.x86.npz", work / f"{name}.{release}.npz"
+        art, host_out, emu_out = model_dir / name, work / f"{name}.x86.npz", work / f"{name}.{target[0]}.npz"
         runner = REPO / "tools" / "model_outputs.py"
         subprocess.run([sys.executable, str(runner), str(art), str(inputs), str(host_out)], check=True,
                        stdout=subprocess.DEVNULL)
-        in_rootfs(release, f"{VENV}/bin/python {runner} {art} {inputs} {emu_out}")
+        in_rootfs(target, f"{VENV}/bin/python {runner} {art} {inputs} {emu_out}")
         out[name] = compare(host_out, emu_out, labels)
     return out
 
 
-def run_release(release: str, model_dir: Path | None, port: int) -> dict:
-    """The whole path for one Debian release; the record written to bench/results."""
-    work = RESULTS / "work" / f"arm64-{release}"
+def run_release(release: str, model_dir: Path | None, port: int, cpu: str = "cortex-a76") -> dict:
+    """The whole path for one Debian release on one emulated CPU; the record written to bench/results."""
+    work = RESULTS / "work" / f"arm64-{release}-{cpu}"
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EDGEPRUNE_WORK": str(work), "EDGEPRUNE_CONFIG_DIR": str(work / "config"),
            "EDGEPRUNE_TABLES_DIR": str(work / "tables"), "EDGEPRUNE_MODELS_DIR": str(work / "models")}
@@ -153,9 +155,10 @@ def run_release(release: str, model_dir: Path | None, port: int) -> dict:
         model_dir = make_model(RESULTS / "work", {**env, "EDGEPRUNE_WORK": str(RESULTS / "work")})
     elif REPO not in model_dir.resolve().parents:  # only the repository is bound into the rootfs
         model_dir = Path(shutil.copytree(model_dir, work / "model", dirs_exist_ok=True))
-    record: dict = {"release": release, "install": install(release)}
+    target = (release, cpu)
+    record: dict = {"release": release, "emulated_cpu": cpu, "install": install(target)}
     token, name = work / "agent.token", f"pi-emu-{release}"
-    agent = start_agent(release, port, token, work / "agent.log")
+    agent = start_agent(target, port, token, work / "agent.log")
     try:
         cli(env, "device", "add", name, "--url", f"http://127.0.0.1:{port}", "--token-file", str(token))
         check = cli(env, "device", "check", name)
@@ -174,7 +177,7 @@ def run_release(release: str, model_dir: Path | None, port: int) -> dict:
                                      "measured": "emulated; not a figure", "within_budget": v["within_budget"]}
     finally:
         stop_agent(agent)
-    record["parity"] = parity(release, model_dir, work)
+    record["parity"] = parity(target, model_dir, work)
     record["qemu"] = subprocess.run(["qemu-aarch64-static", "--version"], text=True,
                                     capture_output=True).stdout.splitlines()[0]
     return record
@@ -184,14 +187,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--release", action="append", choices=("bookworm", "bullseye"))
     ap.add_argument("--model-dir", type=Path, help="compressed model dir with model.onnx and model.tflite")
+    ap.add_argument("--cpu", default="cortex-a76", choices=("cortex-a76", "cortex-a72"),
+                    help="CPU qemu emulates: cortex-a76 (Raspberry Pi 5) or cortex-a72 (Pi 4)")
     ap.add_argument("--port", type=int, default=8791)
     args = ap.parse_args()
     for release in args.release or ["bookworm", "bullseye"]:
-        record = run_release(release, args.model_dir, args.port)
-        path = RESULTS / f"arm64_emulated_{release}.json"
+        record = run_release(release, args.model_dir, args.port, args.cpu)
+        suffix = "" if args.cpu == "cortex-a76" else f"-{args.cpu}"
+        path = RESULTS / f"arm64_emulated_{release}{suffix}.json"
         path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        inst = record["install"]
         for art, p in record["parity"].items():
-            print(f"{release} ({record['install']['debian']}, Python {record['install']['python']}) {art}: "
+            print(f"{release} on {args.cpu} ({inst['debian']}, Python {inst['python']}) {art}: "
                   f"max |diff| {p['max_abs_diff']:.2g}, top-1 agreement {p['top1_agreement']:.1%} "
                   f"on {p['samples']} samples")
         print(f"wrote {path}")
