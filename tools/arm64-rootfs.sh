@@ -85,8 +85,8 @@ run_in() {
   [[ $# -gt 0 ]] || die "run needs a command after --"
   cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
   # The host's trust store: a TLS-intercepting proxy's CA in it must be trusted inside too (pip, urllib).
-  cp -L /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca-bundle.crt"
-  local ca=/etc/ssl/certs/host-ca-bundle.crt cpuinfo=$ROOT/etc/edgeprune-cpuinfo
+  local ca=/etc/ssl/certs/ca-certificates.crt cpuinfo=$ROOT/etc/edgeprune-cpuinfo
+  if [[ -r $ca ]]; then cp -L "$ca" "$ROOT/etc/ssl/certs/host-ca-bundle.crt"; ca=/etc/ssl/certs/host-ca-bundle.crt; fi
   write_cpuinfo "$cpuinfo"
   export QEMU_CPU=$CPU
   local env=(env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
@@ -112,5 +112,6 @@ case $ACTION in
   build) build ;;
   run) run_in "$@" ;;
   path) echo "$ROOT" ;;
-  *) die "usage: $0 [--release bookworm|bullseye] build | run [--bind DIR] -- CMD... | path" ;;
+  *) die "usage: $0 [--release bookworm|bullseye] [--cpu cortex-a76|cortex-a72]" \
+         "build | run [--bind DIR] -- CMD... | path" ;;
 esac
