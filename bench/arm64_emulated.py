@@ -94,7 +94,8 @@ def cli(env: dict, *args: str) -> dict:
     done = subprocess.run([sys.executable, "-m", "edgeprune.cli.main", *args, "--json"], env=env, text=True,
                           capture_output=True, cwd=env["EDGEPRUNE_WORK"])
     if done.returncode != 0:
-        raise RuntimeError(f"edgeprune {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+        raise RuntimeError(f"edgeprune {' '.join(args)} exited {done.returncode}: "
+                           f"{(done.stdout + done.stderr)[-2000:]}")
     return json.loads(done.stdout)
 
 
@@ -155,6 +156,7 @@ def run_release(release: str, model_dir: Path | None, port: int, cpu: str = "cor
         model_dir = make_model(RESULTS / "work", {**env, "EDGEPRUNE_WORK": str(RESULTS / "work")})
     elif REPO not in model_dir.resolve().parents:  # only the repository is bound into the rootfs
         model_dir = Path(shutil.copytree(model_dir, work / "model", dirs_exist_ok=True))
+    model_dir = model_dir.resolve()  # the CLI runs in the work folder
     target = (release, cpu)
     record: dict = {"release": release, "emulated_cpu": cpu, "install": install(target)}
     token, name = work / "agent.token", f"pi-emu-{release}"
