@@ -32,6 +32,7 @@ def _bench():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a fresh venv from the registry, then everything under qemu: ~5-15 min per release
 @pytest.mark.parametrize("release, python", [("bookworm", "3.11"), ("bullseye", "3.9")])
 def test_install_serve_calibrate_verify_on_emulated_arm64(release, python):
     missing = [c for c in ("mmdebstrap", "qemu-aarch64-static", "unshare") if shutil.which(c) is None]

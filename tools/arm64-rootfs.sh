@@ -58,7 +58,10 @@ build() {
   else  # no binfmt_misc: unpack only, then run the maintainer scripts under proot + qemu
     need debootstrap debootstrap; need proot proot
     debootstrap --foreign --arch=arm64 --variant=minbase --include="$PACKAGES" "$RELEASE" "$ROOT.partial" "$MIRROR"
-    proot -0 -q "$QEMU" -r "$ROOT.partial" -b /proc -b /dev -b /sys -w / /debootstrap/debootstrap --second-stage
+    # The first stage leaves proc as a link to /proc, which proot refuses to bind over.
+    [[ -L $ROOT.partial/proc ]] && rm "$ROOT.partial/proc" && mkdir "$ROOT.partial/proc"
+    proot -0 -q "$QEMU" -r "$ROOT.partial" -b /proc -b /dev -b /sys -w / \
+      /usr/bin/env DEBOOTSTRAP_DIR=/debootstrap /bin/sh /debootstrap/debootstrap --second-stage
   fi
   mv "$ROOT.partial" "$ROOT"
   echo "$ROOT"
