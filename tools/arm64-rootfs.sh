@@ -8,7 +8,8 @@
 #
 # The rootfs lives under ${XDG_CACHE_HOME:-~/.cache}/edgeprune/arm64-rootfs-RELEASE. Needs root, mmdebstrap and
 # qemu-user-static. Foreign binaries run through binfmt_misc when it can be registered (mmdebstrap, chroot), else
-# through proot -q (debootstrap --foreign + second stage; slower). EDGEPRUNE_ARM64_PROOT=1 forces proot.
+# through proot -q (debootstrap --foreign + second stage; far slower: on a loaded 2-core VM the second stage was
+# still configuring essential packages after 25 min). EDGEPRUNE_ARM64_PROOT=1 forces proot.
 set -euo pipefail
 
 RELEASE=bookworm
