@@ -12,6 +12,7 @@ from .commands import find_command, run_command
 from .errors import SensorUnavailable
 from .sensors.rpi import decode_throttled, parse_get_throttled
 from .sysfs import read_int, read_text
+from .virt import virtualization
 
 CPU_DIR = "sys/devices/system/cpu"
 _CPU_ENTRY = re.compile(r"^cpu(\d+)$")
@@ -94,7 +95,7 @@ def thermal_throttle_count(sysfs_root: str = "/") -> Optional[int]:
 
 
 def conditions(sysfs_root: str = "/", bin_dir: Optional[str] = None) -> Dict[str, object]:
-    """Governor, mean and per-CPU clocks, temperatures, devfreq clocks and throttle flags."""
+    """Governor, mean and per-CPU clocks, temperatures, devfreq clocks, throttle flags and emulation/VM/container."""
     freqs = cpufreq(sysfs_root)
     governors = {f["governor"] for f in freqs if f["governor"] is not None}
     curs = [f["cur_mhz"] for f in freqs if f["cur_mhz"] is not None]
@@ -112,4 +113,5 @@ def conditions(sysfs_root: str = "/", bin_dir: Optional[str] = None) -> Dict[str
         "devfreq": devfreq(sysfs_root),
         "throttle_flags": flags,
         "thermal_throttle_count": thermal_throttle_count(sysfs_root),
+        "virtualization": virtualization(sysfs_root),
     }

@@ -57,7 +57,10 @@ def test_conditions_unknown_are_null(tmp_path):
     assert conditions(str(tmp_path)) == {"governor": None, "cpu_freq_mhz": None, "temperature_c": None,
                                          "throttled": None, "cpufreq": conditions(str(tmp_path))["cpufreq"],
                                          "temperatures_c": {}, "devfreq": {}, "throttle_flags": None,
-                                         "thermal_throttle_count": None}
+                                         "thermal_throttle_count": None,
+                                         "virtualization": {"emulator": None, "hypervisor": None,
+                                                            "container": None, "native_timings": True,
+                                                            "caveats": []}}
 
 
 def test_fingerprint_is_stable_and_hardware_only(tmp_path):

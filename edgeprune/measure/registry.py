@@ -201,7 +201,24 @@ def expand_devices(names: list[str]) -> list[str]:
 
 def measurement_warnings(info: dict) -> list[str]:
     """Conditions in a device's info that spoil latency or energy measurements."""
-    return _clock_warnings(info) + _thermal_warnings(info.get("conditions") or {}) + _energy_warnings(info)
+    return (_virtualization_warnings(info.get("conditions") or {}) + _clock_warnings(info)
+            + _thermal_warnings(info.get("conditions") or {}) + _energy_warnings(info))
+
+
+def _virtualization_warnings(conditions: dict) -> list[str]:
+    """An emulated CPU, a VM or a container the agent found itself in (its `virtualization` record)."""
+    v = conditions.get("virtualization") or {}
+    warnings = []
+    if v.get("emulator"):
+        warnings.append(f"the agent runs under CPU emulation ({v['emulator']}): its timings and energy are NOT "
+                        "meaningful for the real hardware; use it to check installs and outputs only")
+    if v.get("hypervisor"):
+        warnings.append(f"the agent runs in a virtual machine ({v['hypervisor']}): timings include hypervisor "
+                        "overhead and other guests' load, not those of a physical device")
+    if v.get("container"):
+        warnings.append(f"the agent runs in a container ({v['container']}): check that no CPU quota or shared "
+                        "cores slow it down")
+    return warnings
 
 
 def _clock_warnings(info: dict) -> list[str]:
