@@ -195,7 +195,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
 def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterion: str, say: Say,
             reporter: Progress):
     """(the method's selection at the budget, its pruned model if the method made one, how it re-selects at another
-    predicted target for the closed loop; ecc and netadapt only shrink further)."""
+    predicted target for the closed loop; netadapt only shrinks further)."""
     cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
     ranking = {"criterion": criterion, "criterion_batches": cfg.criterion_batches}
     halp = dataclasses.replace(cfg.halp, round_to=cfg.round_to, lr=cfg.lr)
@@ -234,7 +234,7 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
         result = baseline_to(budget.value)
 
     def reselect(target: float, current, state):
-        if cfg.method in ("ecc", "netadapt") and target >= current.predicted_cost:
+        if cfg.method == "netadapt" and target >= current.predicted_cost:
             return None
         try:
             if cfg.method == "ecc":

@@ -25,5 +25,5 @@ def budget_warnings(measured_over_budget: float, loop_stopped: str, metric: str)
         return []
     return [f"measured {metric} is {measured_over_budget:.2f} × budget: {1 - measured_over_budget:.0%} of the budget "
             f"is unused (closed loop stopped: {loop_stopped or 'not run'}); a wider model would likely be more "
-            "accurate — raise --correction-rounds, use a method that can widen (uniform, global, halp), or re-run "
+            "accurate — raise --correction-rounds, use a method that can widen (not netadapt), or re-run "
             "on a quieter device"]

@@ -48,3 +48,14 @@ def test_a_budget_below_the_min_keep_floor_is_infeasible_and_says_why(setup):
         _run(setup, 0.2, min_keep=0.6)
     result, budget = _run(setup, 0.2, min_keep=0.0)  # without the guard the same budget is reachable
     assert result.predicted_cost <= budget
+
+
+def test_select_ecc_grows_back_under_a_looser_target(setup):
+    from edgeprune.prune.ecc import select_ecc
+
+    model, space, cost_model, data = setup
+    result, budget = _run(setup, 0.4)
+    wider = select_ecc(model, space, cost_model, result.widths, 1.3 * budget, data, EccSettings(iters=1, steps=1))
+    assert result.predicted_cost < wider.predicted_cost <= 1.3 * budget
+    assert all(wider.widths[g] >= w for g, w in result.widths.items())
+    assert sum(wider.widths.values()) > sum(result.widths.values())

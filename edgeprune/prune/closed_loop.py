@@ -8,7 +8,7 @@ from typing import Any
 from edgeprune.prune.result import PruneResult
 
 # A method's re-selection at another predicted-cost target, given its current (result, state such as a tuned model):
-# the new (result, state), or None when the method cannot move that way (ecc and netadapt only shrink).
+# the new (result, state), or None when the method cannot move that way (netadapt only shrinks).
 Reselect = Callable[[float, PruneResult, Any], "tuple[PruneResult, Any] | None"]
 
 
@@ -68,8 +68,8 @@ def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: C
         target = current.predicted_cost * settings.aim * budget / measured
         chosen = reselect(target, current, current_state)
         if chosen is None:
-            stopped = ("the method cannot move that way (ecc and netadapt only shrink after their search; or the "
-                       "cost floor was reached)")
+            stopped = ("the method cannot move that way (netadapt only shrinks after its search; or the cost "
+                       "floor was reached)")
             break
         if chosen[0].widths == current.widths and chosen[0].blocks_removed == current.blocks_removed:
             stopped = "re-selecting at the corrected target gave the same widths"

@@ -196,16 +196,19 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
 def select_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, widths: dict[str, int], budget_abs: float,
                data, settings: EccSettings = EccSettings(), history: list[dict] | None = None,
                slices: dict | None = None) -> PruneResult:
-    """ECC's last step on an ADMM-trained ``model``: shrink ``widths`` until the predicted cost meets the budget,
-    keeping each group's largest-norm channels. Also how the closed loop re-selects ecc at a tighter budget."""
+    """ECC's last step on an ADMM-trained ``model``: shrink ``widths`` until the predicted cost meets the budget
+    (or, below it, grow them back while it still fits), keeping each group's largest-norm channels. Also how the
+    closed loop re-selects ecc at another target."""
     slices = slices or group_slices(model, space)
     groups = list(widths)
     divisors = space.divisors()
-    final = widths
+    strengths = _strengths(model, space, groups, settings, data, lambda g: channel_norms(slices[g]))
+    args = (dict(zip(groups, strengths)), cost_model, budget_abs, settings, dict(zip(groups, _steps(space, groups,
+                                                                                                    settings))))
     if float(cost_model.predict([widths])[0]) > budget_abs:
-        strengths = _strengths(model, space, groups, settings, data, lambda g: channel_norms(slices[g]))
-        final = _meet_budget(dict(widths), dict(zip(groups, strengths)), cost_model, budget_abs, settings,
-                             dict(zip(groups, _steps(space, groups, settings))))
+        final = _meet_budget(dict(widths), *args)
+    else:
+        final = _grow_to_budget(dict(widths), *args)
     kept = {g: keep_top({g: channel_norms(slices[g]).numpy()}, {g: w}, divisors)[g] for g, w in final.items()}
     return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), list(history or []))
 
@@ -257,3 +260,26 @@ def _meet_budget(widths: dict[str, int], strengths: dict[str, torch.Tensor], cos
             break  # the floor: nothing left to remove; the caller checked feasibility beforehand
         widths = {**widths, best: widths[best] - steps[best]}
     return widths
+
+
+def _grow_to_budget(widths: dict[str, int], strengths: dict[str, torch.Tensor], cost_model: CostModel, budget: float,
+                    s: EccSettings, steps: dict[str, int]) -> dict[str, int]:
+    """Below budget: add back the channels with the most strength per unit of cost while the prediction fits."""
+    dense = cost_model.dense_widths_
+    while True:
+        base = float(cost_model.predict([widths])[0])
+        best, best_score = None, -1.0
+        for g, w in widths.items():
+            step = min(steps[g], dense[g] - w)
+            if step <= 0:
+                continue
+            trial = {**widths, g: w + step}
+            cost = float(cost_model.predict([trial])[0])
+            if cost > budget:
+                continue
+            score = float(strengths[g][w:w + step].sum()) / max(cost - base, 1e-12)
+            if score > best_score:
+                best, best_score = (g, w + step), score
+        if best is None:
+            return widths
+        widths = {**widths, best[0]: best[1]}
