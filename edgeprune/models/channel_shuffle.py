@@ -1,4 +1,4 @@
-"""Channel shuffles (view → transpose → reshape) as channel maps that torch-pruning can follow."""
+"""Channel maps torch-pruning lacks: channel shuffles, which part of a split each consumer reads, concat sizes."""
 from __future__ import annotations
 
 import torch
@@ -52,7 +52,8 @@ def _single_output(node):
 
 
 def find_shuffles(module2node) -> list[tuple]:
-    """(view node, transpose node, groups, channels per group) of every view → transpose → reshape shuffle."""
+    """(view, transpose, reshape-back node, groups, channels per group) of every view → transpose → reshape
+    channel shuffle."""
     found = []
     for node in module2node.values():
         if node.type != tp.ops.OPTYPE.RESHAPE or len(_sizes(node)) != 4:
