@@ -15,13 +15,14 @@ from pathlib import Path
 from edgeprune.measure.graph_features import FEATURES_VERSION, graph_digest, onnx_features
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.export import to_onnx_bytes
-from edgeprune.measure.platform_plan import NetworkSpec, build_network, plan_networks
+from edgeprune.measure.platform_plan import NetworkSpec, build_network, plan_networks, plan_ops
 from edgeprune.measure.settings import MeasureSettings
 
 OUT = Path(__file__).parent / "results" / "platform_networks.jsonl"
 SETTINGS = MeasureSettings(threads=1, warmup=5, min_repeats=10, min_duration_s=0.1)
 PROBE = NetworkSpec("probe", "resnet20")
 PROBE_EVERY = 50
+OPS_INDEX = 100_000  # op micro-benchmarks are indexed from here
 
 
 def done_keys(path: Path) -> set[str]:
@@ -61,18 +62,20 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--ops", type=int, default=0, help="instead: this many single-op micro-benchmarks per op kind")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     device = LocalDevice(sensor="none")
     done = done_keys(args.out)
-    plan = plan_networks(args.count, args.seed)
-    todo = [(i, s) for i, s in enumerate(plan) if f"{i}|{s.family}" not in done]
+    plan = plan_ops(args.ops, args.seed) if args.ops else plan_networks(args.count, args.seed)
+    offset = OPS_INDEX if args.ops else 0
+    todo = [(i + offset, s) for i, s in enumerate(plan) if f"{i + offset}|{s.family}" not in done]
     print(f"{len(plan) - len(todo)} of {len(plan)} networks already measured; {len(todo)} to go", flush=True)
     started = time.perf_counter()
     for n, (i, spec) in enumerate(todo):
         rec = {"index": i, **measure_network(device, spec, args.passes)}
         records = [rec] + ([{"index": i, **measure_network(device, PROBE, args.passes)}]
-                           if i % PROBE_EVERY == 0 else [])
+                           if i % PROBE_EVERY == 0 and not args.ops else [])
         with args.out.open("a") as f:
             f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
         if n % 10 == 0:

@@ -24,6 +24,7 @@ from edgeprune.models.cellnet import CELL_OPS, parse_arch
 
 RESULTS = Path(__file__).parent / "results"
 SEEN, LEFT_OUT = ("cell", "resnet", "mobilenetv2"), "shufflenet"
+QUIET_CV = 0.02
 TARGETS = {"seen": {"within_10": 0.90, "within_5": 0.70, "spearman": 0.97},
            "left_out": {"within_10": 0.75, "spearman": 0.95}, "predict_ms": 5.0}
 
@@ -129,12 +130,16 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--residual", default="auto", choices=("auto", "none", "hgb"))
+    ap.add_argument("--fit-max-cv", type=float, default=0.05, help="train only on networks whose passes agree")
     args = ap.parse_args()
     nets, probes = load(args.measurements)
     noise = noise_figures(nets, probes)
     seen = [r for r in nets if r["spec"]["family"] in SEEN]
+    # Training draws only networks whose passes agree (pass CV <= --fit-max-cv): on the shared CPU some
+    # measurements were visibly disturbed, and a fit must not learn the disturbance. Tests use every network.
+    pool = [i for i, r in enumerate(seen) if r["pass_cv"] <= args.fit_max_cv]
     rng = np.random.default_rng(args.seed)
-    train_idx = set(rng.choice(len(seen), size=min(args.train, len(seen) - 1), replace=False).tolist())
+    train_idx = set(rng.choice(pool, size=min(args.train, len(pool) - 1), replace=False).tolist())
     train = [r for i, r in enumerate(seen) if i in train_idx]
     test = [r for i, r in enumerate(seen) if i not in train_idx]
     left = [r for r in nets if r["spec"]["family"] == LEFT_OUT]
@@ -143,15 +148,34 @@ def main() -> None:
                                                  groups=[r["spec"]["family"] for r in train],
                                                  noise_cv=noise["median_pass_cv"])
     pred = lambda rs: model.predict([r["features"] for r in rs])  # noqa: E731
-    out = {"networks_measured": len(nets), "by_family": {f: sum(r["spec"]["family"] == f for r in nets)
-                                                         for f in (*SEEN, LEFT_OUT)},
-           "train": len(train), "noise": noise, "fit": model.report_, "targets": TARGETS,
+    out = {"networks_measured": sum(r["spec"]["family"] != "ops" for r in nets),
+           "by_family": {f: sum(r["spec"]["family"] == f for r in nets) for f in (*SEEN, LEFT_OUT, "ops")},
+           "train": len(train), "train_max_pass_cv": args.fit_max_cv, "noise": noise, "fit": model.report_, "targets": TARGETS,
            "seen_heldout": accuracy_report(y(test), pred(test)),
            "seen_heldout_by_family": {f: accuracy_report(y([r for r in test if r["spec"]["family"] == f]),
                                                          pred([r for r in test if r["spec"]["family"] == f]))
                                       for f in SEEN if any(r["spec"]["family"] == f for r in test)},
            "left_out": {"family": LEFT_OUT, **accuracy_report(y(left), pred(left))} if len(left) > 2 else None,
            "train_fit": accuracy_report(y(train), pred(train)), "coefficients": model.terms()}
+    # The CPU was shared with other jobs (load average up to 16 on 2 cores): the same figures on the test networks
+    # whose three passes agreed within QUIET_CV show how much of the miss is measurement noise.
+    quiet = lambda rs: [r for r in rs if r["pass_cv"] <= QUIET_CV]  # noqa: E731
+    out["quiet_pass_cv_max"] = QUIET_CV
+    out["seen_heldout_quiet"] = accuracy_report(y(quiet(test)), pred(quiet(test))) if len(quiet(test)) > 2 else None
+    out["left_out_quiet"] = accuracy_report(y(quiet(left)), pred(quiet(left))) if len(quiet(left)) > 2 else None
+    ops = [r for r in nets if r["spec"]["family"] == "ops"]
+    if len(ops) > 2:
+        # The other fit source of calibrate --platform: single-op micro-benchmarks of every op kind, beside the
+        # same 200 networks — so the left-out family's concat/split/transpose are not new to the fit.
+        both = PlatformCostModel(args.residual).fit([r["features"] for r in train + ops], y(train + ops),
+                                                    groups=[r["spec"]["family"] for r in train + ops],
+                                                    noise_cv=noise["median_pass_cv"])
+        p2 = lambda rs: both.predict([r["features"] for r in rs])  # noqa: E731
+        out["with_op_microbenchmarks"] = {
+            "ops": len(ops), "fit": both.report_, "seen_heldout": accuracy_report(y(test), p2(test)),
+            "left_out": accuracy_report(y(left), p2(left)) if len(left) > 2 else None,
+            "seen_heldout_quiet": accuracy_report(y(quiet(test)), p2(quiet(test))) if len(quiet(test)) > 2 else None,
+            "left_out_quiet": accuracy_report(y(quiet(left)), p2(quiet(left))) if len(quiet(left)) > 2 else None}
     cell_train = [r for r in train if r["spec"]["family"] == "cell"]
     cell_test = [r for r in test if r["spec"]["family"] == "cell"]
     base = {"platform model": pred(cell_test),
@@ -188,6 +212,15 @@ def _print(out: dict) -> None:
         row(f"  {f}", r)
     if out["left_out"]:
         row(f"left out: {out['left_out']['family']}", out["left_out"])
+    for key, name in (("seen_heldout_quiet", "held-out seen, quiet only"), ("left_out_quiet", "left out, quiet only")):
+        if out[key]:
+            row(f"{name}", out[key])
+    extra = out.get("with_op_microbenchmarks")
+    if extra:
+        print(f"same 200 networks + {extra['ops']} op micro-benchmarks (residual {extra['fit']['residual']}):")
+        for key in ("seen_heldout", "left_out", "seen_heldout_quiet", "left_out_quiet"):
+            if extra[key]:
+                row(f"  {key}", extra[key])
     for k in ("platform model", "FLOPs-linear", "per-edge one-hot"):
         row(f"cell space: {k}", out["cell_space"][k])
     print(f"predict from a cached graph: median {out['predict_cached']['median_ms']:.2f} ms")
