@@ -1,31 +1,17 @@
 """ECC's guard rails: a minimum share kept per channel group, and a clear error below that floor."""
 import math
-import random
-from types import SimpleNamespace
 
 import pytest
-import torch
 
-from edgeprune.costmodel.macs import network_macs
-from edgeprune.costmodel.model import CostModel
-from edgeprune.measure.variants import random_widths
-from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.ecc import EccSettings, prune_ecc
+from resnet_cost import resnet20_with_cost_model
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    model, shape = build_model("resnet20")
-    space = build_layer_space(model, shape)
-    rng = random.Random(0)
-    widths = [random_widths(space, rng, 0.05) for _ in range(60)] + [space.dense_widths()]
-    y = [0.05 + network_macs(space, w) * 1e-8 for w in widths]
-    cost_model = CostModel(source="network").fit(space, network_widths=widths, network_y=y)
-    batches = [(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))) for _ in range(3)]
-    return model, space, cost_model, SimpleNamespace(train=batches)
+    return resnet20_with_cost_model()
 
 
 def _run(setup, fraction, **settings):

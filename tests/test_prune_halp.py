@@ -1,21 +1,15 @@
 """HALP: the latency-saliency knapsack against brute force, and the method on a real ResNet-20 layer space."""
 import itertools
 import math
-import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from edgeprune.costmodel.macs import network_macs
-from edgeprune.costmodel.model import CostModel
-from edgeprune.measure.variants import random_widths
-from edgeprune.models.layer_space import build_layer_space
-from edgeprune.models.zoo import build_model
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.halp import HalpSettings, knapsack, prune_halp
 from edgeprune.prune.physical import apply_kept
+from resnet_cost import resnet20_with_cost_model
 
 
 def test_knapsack_matches_brute_force():
@@ -41,15 +35,7 @@ def test_knapsack_takes_the_largest_saving_when_nothing_covers():
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    model, shape = build_model("resnet20")
-    space = build_layer_space(model, shape)
-    rng = random.Random(0)
-    widths = [random_widths(space, rng, 0.05) for _ in range(60)] + [space.dense_widths()]
-    y = [0.05 + network_macs(space, w) * 1e-8 for w in widths]
-    cost_model = CostModel(source="network").fit(space, network_widths=widths, network_y=y)
-    batches = [(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))) for _ in range(4)]
-    return model, space, cost_model, SimpleNamespace(train=batches, val=batches)
+    return resnet20_with_cost_model(batch=8, batches=4)
 
 
 @pytest.mark.parametrize("round_to", [None, 4])
