@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch_pruning as tp
 from torch_pruning import _helpers
 
-from edgeprune.models.channel_shuffle import split_offsets
+from edgeprune.models.channel_maps import split_offsets
 
 MEASURED_TYPES = (nn.Conv2d, nn.Linear)
 

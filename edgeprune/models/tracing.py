@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.models.channel_shuffle import (ChannelRecorder, install_concat_mappings, install_shuffle_mappings,
+from edgeprune.models.channel_maps import (ChannelRecorder, install_concat_mappings, install_shuffle_mappings,
                                                 install_split_mappings)
 from edgeprune.models.resnet_cifar import PadShortcut
 

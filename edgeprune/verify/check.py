@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.verify.lookup import find_cost_model
-from edgeprune.verify.precision import is_int8
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.prune.budget import UNITS, parse_budget, resolve_budget
+from edgeprune.verify.lookup import find_cost_model
+from edgeprune.verify.precision import is_int8
 
 RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert"}
 
