@@ -16,10 +16,10 @@ from pathlib import Path
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import default_model_path, fit_from_table
-from edgeprune.costmodel.bilinear import select_spec
-from edgeprune.costmodel.dataset import layer_samples, network_samples
+from edgeprune.costmodel.dataset import network_samples
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel
+from edgeprune.costmodel.platform_data import network_features
 from edgeprune.measure.calibrate import architecture_hash
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.devices import LocalDevice
@@ -100,18 +100,21 @@ def main() -> None:
 
 
 def platform_cross_check(table_path, spaces, fits, results, threads) -> dict:
-    """Fit the platform model on every other architecture and predict each one's held-out variants."""
+    """Fit the platform model (graph features of each variant) on every other architecture and predict each one's
+    held-out variants. bench/platform_model.py is the full cross-architecture benchmark."""
     sel = Selection(results["device"]["fingerprint_id"], threads=threads)
     with LatencyTable(table_path) as table:
-        # The device's spec from its single-layer tables: the network regressions pick theirs per architecture.
-        spec = select_spec(layer_samples(table, sel, "latency"))[0]
         data = {n: network_samples(table, sel, architecture_hash(s), "latency") for n, s in spaces.items()}
+
+    def feats(name, widths):
+        return network_features(name, {}, widths, spaces[name].input_shape, "onnxruntime")
+
     out = {}
     for target in spaces:
-        train = [(spaces[n], w, c) for n, (ws, ys) in data.items() if n != target for w, c in zip(ws, ys)]
-        model = PlatformCostModel(spec).fit_spaces(train)
+        train = [(feats(n, w), c) for n, (ws, ys) in data.items() if n != target for w, c in zip(ws, ys)]
+        model = PlatformCostModel().fit([f for f, _ in train], [c for _, c in train])
         rows = fits[target].heldout_rows
-        pred = model.predict_spaces([(spaces[target], r["widths"]) for r in rows])
+        pred = model.predict([feats(target, r["widths"]) for r in rows])
         out[target] = {"trained_on": sorted(n for n in spaces if n != target), "n_train": len(train),
                        "heldout": accuracy_report([r["measured"] for r in rows], pred)}
         h = out[target]["heldout"]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeprune.measure.importing import ImportError_, imported_fingerprint, parse_benchmark_log, parse_csv, store_rows
+from edgeprune.measure.importing import imported_fingerprint, parse_benchmark_log, parse_csv, store_rows
 from edgeprune.tables.store import LatencyTable
 from conftest import run_cli
 
