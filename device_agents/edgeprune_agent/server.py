@@ -110,6 +110,16 @@ def _bearer_auth(token: str):
     return require_token
 
 
+def _declared_query_only(request: Request) -> None:
+    """400 for a query parameter the route does not declare: a misspelt setting must not be ignored silently."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ApiError(400, "unknown parameter", f"unknown query parameter(s) {unknown}; this route takes "
+                                                 f"{sorted(known) or 'none'}")
+
+
 def _check_request(runtime: str, settings: Dict[str, Any], profile: bool = False) -> None:
     """Reject unknown/uninstalled runtimes, out-of-range settings and impossible profiles before reading the body."""
     try:
@@ -190,6 +200,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
             sensor.close()
 
     app = FastAPI(title="edgeprune-agent", version=__version__, lifespan=lifespan,
+                  dependencies=[Depends(_declared_query_only)],
                   description="Measures models on this device, one job at a time, each under a hard deadline.")
     app.state.worker = worker
     app.state.sensor = sensor
@@ -199,11 +210,11 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
     def setting(default: Any, name: str, what: str) -> Any:
         return Query(default, description=f"{what}; {describe_bounds(name)}", json_schema_extra=bounds(name))
 
-    @app.get("/v1/health")
+    @app.get("/v1/health", responses=error_responses(400))
     async def health() -> Dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/v1/info", dependencies=[auth], responses=error_responses(401))
+    @app.get("/v1/info", dependencies=[auth], responses=error_responses(400, 401))
     async def info() -> Dict[str, Any]:
         described = await asyncio.to_thread(device_info, sysfs_root, bin_dir)
         described["energy_sensor"] = sensor_view(sensor)
@@ -255,7 +266,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
         return _finished_response(job)
 
     @app.get("/v1/jobs/{job_id}", dependencies=[auth], response_model=None,
-             responses={200: {"model": JobView, "description": "the job"}, **error_responses(401, 404, 422)})
+             responses={200: {"model": JobView, "description": "the job"}, **error_responses(400, 401, 404, 422)})
     async def get_job(job_id: str, wait_s: float = Query(0.0, ge=0.0, le=MAX_POLL_WAIT_S,
                                                         description="answer as soon as the job ends, or after "
                                                                     "this many seconds (long poll)")
@@ -272,7 +283,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
 
     @app.delete("/v1/jobs/{job_id}", dependencies=[auth], response_model=None,
                 responses={200: {"model": JobView, "description": "the cancelled job"},
-                           **error_responses(401, 404, 409)})
+                           **error_responses(400, 401, 404, 409)})
     async def cancel_job(job_id: str) -> Dict[str, Any]:
         """Cancel a queued job, or stop a running one (its process is killed); answers once it has ended."""
         job = worker.get(job_id)

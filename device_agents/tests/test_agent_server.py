@@ -86,6 +86,8 @@ def test_empty_body_is_400(live_server):
     ({"min_duration_s": 2, "max_duration_s": 1}, 400, "invalid settings"),
     ({"threads": "many"}, 422, "invalid request parameters"),
     ({"min_duration_s": "fast"}, 422, "invalid request parameters"),
+    ({"thread": 2}, 400, "unknown parameter"),  # a misspelt setting is refused, not silently ignored
+    ({"": "0.0"}, 400, "unknown parameter"),
 ])
 def test_bad_parameters(live_server, conv_model, params, status, error):
     with live_server.client() as client:
