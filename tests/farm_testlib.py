@@ -102,3 +102,14 @@ def attempts(client) -> dict[str, int]:
     """How many times a worker started each task id."""
     prefix = "edgeprune:farm:attempts:"
     return {k.decode()[len(prefix):]: int(client.get(k)) for k in client.scan_iter(match=prefix + "*")}
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A fresh redis-server on loopback; yields (url, client)."""
+    import redis
+
+    proc, url = start_redis(tmp_path)
+    yield url, redis.Redis.from_url(url)
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -6,10 +6,10 @@ import sys
 import time
 
 import pytest
-import redis
 
 from conftest import run_cli
-from farm_testlib import attempts, beats, start_redis, start_worker, stop, table_results, wait_for
+from farm_testlib import attempts, beats, start_worker, stop, table_results, wait_for
+from farm_testlib import broker  # noqa: F401  (the pytest fixture)
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.registry import add_farm_device, open_device
 from edgeprune.measure.settings import MeasureSettings
@@ -19,15 +19,6 @@ from edgeprune.tables.store import LatencyTable
 
 # 0.15 s per point: long enough to SIGKILL a worker mid-job, short enough for the default run
 SETTINGS = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.15, max_duration_s=2.0)
-
-
-@pytest.fixture
-def broker(tmp_path):
-    """A fresh redis-server on loopback; yields (url, client)."""
-    proc, url = start_redis(tmp_path)
-    yield url, redis.Redis.from_url(url)
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.fixture

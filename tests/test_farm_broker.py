@@ -10,19 +10,12 @@ import redis
 
 from conftest import free_port, run_cli
 from farm_testlib import beats, start_redis, start_worker, stop, wait_for
+from farm_testlib import broker  # noqa: F401  (the pytest fixture)
 from edgeprune.measure.devices import MeasurementRejected
 from edgeprune.measure.registry import DeviceConfigError, add_farm_device, open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune_agent.blobs import BlobMissing, blob_key, get_blob, put_blob
 from edgeprune_agent.farm import TASK_NAME, FarmError, broker_url, make_celery, queue_name, result_key
-
-
-@pytest.fixture
-def broker(tmp_path):
-    proc, url = start_redis(tmp_path)
-    yield url, redis.Redis.from_url(url)
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_blobs_are_stored_once_under_their_sha256_with_a_ttl(broker):

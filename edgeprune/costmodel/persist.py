@@ -74,21 +74,27 @@ def _plain(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def read_versioned(path: Path, fmt: str, version: int, what: str, refit: str) -> dict:
+    """A versioned JSON file of format ``fmt``; CostModelError for an unreadable, foreign or newer one."""
+    try:
+        d = json.loads(path.read_text())
+    except OSError as exc:
+        raise CostModelError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise CostModelError(f"{path} is not valid JSON ({exc}); refit with `{refit}`") from exc
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise CostModelError(f"{path} is not an edgeprune {what}")
+    if d.get("format_version", 0) > version:
+        raise CostModelError(f"{path} has format version {d['format_version']}, newer than this edgeprune "
+                             f"supports ({version}); upgrade edgeprune")
+    return d
+
+
 def load(path: str | Path, architecture_hash: str | None = None,
          fingerprint_id: str | None = None) -> tuple[CostModel, dict]:
     """Read a cost model; refuse one fitted for another architecture or device, saying which."""
     path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except OSError as exc:
-        raise CostModelError(f"cannot read cost model {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise CostModelError(f"{path} is not valid JSON ({exc}); refit with `edgeprune fit`") from exc
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise CostModelError(f"{path} is not an edgeprune cost model")
-    if d.get("format_version", 0) > FORMAT_VERSION:
-        raise CostModelError(f"{path} has format version {d['format_version']}, newer than this edgeprune "
-                             f"supports ({FORMAT_VERSION}); upgrade edgeprune")
+    d = read_versioned(path, FORMAT, FORMAT_VERSION, "cost model", "edgeprune fit")
     arch = d.get("model", {}).get("architecture_hash")
     if architecture_hash and arch != architecture_hash:
         raise CostModelError(f"{path} was fitted for model {d['model'].get('name')!r} (architecture {arch}), "

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import edgeprune
-from edgeprune.costmodel.persist import CostModelError
+from edgeprune.costmodel.persist import CostModelError, read_versioned
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.measure.graph_features import FEATURES_VERSION
 from edgeprune.paths import models_dir
@@ -39,17 +39,7 @@ def save(model: PlatformCostModel, provenance: dict, path: str | Path) -> Path:
 def load(path: str | Path, fingerprint_id: str | None = None) -> tuple[PlatformCostModel, dict]:
     """Read a platform model; refuse another format, a newer version, or another device, saying which."""
     path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except OSError as exc:
-        raise CostModelError(f"cannot read platform model {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise CostModelError(f"{path} is not valid JSON ({exc}); refit with `edgeprune fit --platform`") from exc
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise CostModelError(f"{path} is not an edgeprune platform model")
-    if d.get("format_version", 0) > FORMAT_VERSION:
-        raise CostModelError(f"{path} has format version {d['format_version']}, newer than this edgeprune "
-                             f"supports ({FORMAT_VERSION}); upgrade edgeprune")
+    d = read_versioned(path, FORMAT, FORMAT_VERSION, "platform model", "edgeprune fit --platform")
     if d.get("features_version") != FEATURES_VERSION:
         raise CostModelError(f"{path} was fitted on graph features v{d.get('features_version')}, this edgeprune "
                              f"computes v{FEATURES_VERSION}; refit with `edgeprune fit --platform`")
