@@ -90,6 +90,14 @@ def read_versioned(path: Path, fmt: str, version: int, what: str, refit: str) ->
     return d
 
 
+def check_device(path: Path, d: dict, fingerprint_id: str | None) -> None:
+    """CostModelError when the file ``d`` read from ``path`` was fitted on another device than ``fingerprint_id``."""
+    fid = d.get("device", {}).get("fingerprint_id")
+    if fingerprint_id and fid != fingerprint_id:
+        raise CostModelError(f"{path} was fitted on device {d['device'].get('name')!r} (fingerprint {fid}), "
+                             f"not this device ({fingerprint_id}); calibrate and fit on this device")
+
+
 def load(path: str | Path, architecture_hash: str | None = None,
          fingerprint_id: str | None = None) -> tuple[CostModel, dict]:
     """Read a cost model; refuse one fitted for another architecture or device, saying which."""
@@ -99,10 +107,7 @@ def load(path: str | Path, architecture_hash: str | None = None,
     if architecture_hash and arch != architecture_hash:
         raise CostModelError(f"{path} was fitted for model {d['model'].get('name')!r} (architecture {arch}), "
                              f"not this one ({architecture_hash}); fit one for this model")
-    fid = d.get("device", {}).get("fingerprint_id")
-    if fingerprint_id and fid != fingerprint_id:
-        raise CostModelError(f"{path} was fitted on device {d['device'].get('name')!r} (fingerprint {fid}), "
-                             f"not this device ({fingerprint_id}); calibrate and fit on this device")
+    check_device(path, d, fingerprint_id)
     try:
         return from_json_dict(d), d
     except (KeyError, TypeError, ValueError) as exc:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import edgeprune
-from edgeprune.costmodel.persist import CostModelError, read_versioned
+from edgeprune.costmodel.persist import CostModelError, check_device, read_versioned
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.measure.graph_features import FEATURES_VERSION
 from edgeprune.paths import models_dir
@@ -43,10 +43,7 @@ def load(path: str | Path, fingerprint_id: str | None = None) -> tuple[PlatformC
     if d.get("features_version") != FEATURES_VERSION:
         raise CostModelError(f"{path} was fitted on graph features v{d.get('features_version')}, this edgeprune "
                              f"computes v{FEATURES_VERSION}; refit with `edgeprune fit --platform`")
-    fid = d.get("device", {}).get("fingerprint_id")
-    if fingerprint_id and fid != fingerprint_id:
-        raise CostModelError(f"{path} was fitted on device {d['device'].get('name')!r} (fingerprint {fid}), "
-                             f"not this device ({fingerprint_id})")
+    check_device(path, d, fingerprint_id)
     try:
         return PlatformCostModel.from_dict(d["model"]), d
     except (KeyError, TypeError, ValueError) as exc:
