@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -381,4 +382,5 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
                                              "predicted_cost", "measured_cost", "cost_source", "warnings")}
                     | {"accuracy": comp_acc, "dense_accuracy": dense_acc, "data": cfg.data},
                     blocks_removed=result.blocks_removed)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")  # `edgeprune report` reads it
     return summary

@@ -12,6 +12,7 @@ from edgeprune.cli.fit_cmd import fit_command, predict_command
 from edgeprune.cli.import_cmd import import_command
 from edgeprune.cli.verify_cmd import verify_command
 from edgeprune.cli.layers_cmd import layers_command
+from edgeprune.cli.report_cmd import report_command
 
 app = typer.Typer(help="Measure CNNs on real edge devices and prune them to a measured budget.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -25,6 +26,7 @@ app.command("demo")(demo_command)
 app.command("deep-compress")(deep_compress_command)
 app.command("export")(export_command)
 app.command("verify")(verify_command)
+app.command("report")(report_command)
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(agent_cmd.app, name="agent")
 

@@ -111,7 +111,7 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
     prov = _provenance(table, device, model_name, space, sel, metric, arch)
     prov["fit"] = {**{k: v for k, v in report.items() if k != "layer_fit"},
                    "note": "heldout figures come from models fitted without those variants; the saved model "
-                           "is then refitted on all of them"}
+                           "is then refitted on all of them", "heldout_rows": rows}
     return FitResult(model, prov, report, rows)
 
 
