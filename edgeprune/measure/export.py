@@ -49,7 +49,7 @@ def to_tflite_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
         import litert_torch
     except ImportError as exc:
         raise ExportError("TFLite export needs litert-torch: pip install 'edgeprune[tflite]' "
-                          "(in the same pip command as torch==2.13.0)") from exc
+                          "(with -c constraints.txt, so pip keeps the tested torch)") from exc
     example = torch.zeros(*input_shape)
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
             warnings.catch_warnings():
