@@ -224,42 +224,44 @@ def check_targets(runs: list[dict]) -> dict:
     return out
 
 
-def plot(state: dict, path: Path) -> None:
+def figure(state: dict):
     """One panel per model: accuracy vs measured latency, dense and dense-ft points, budget lines, one marker per
     method."""
-    try:
-        import matplotlib
+    from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install 'edgeprune[bench]'): no plot", file=sys.stderr)
-        return
     models = sorted(state["dense"])
-    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 4.8), squeeze=False)
+    fig = Figure(figsize=(7 * len(models), 4.8), layout="constrained")
     markers = dict(zip(METHODS.split(","), "*oDs^vPX"))
-    for ax, model in zip(axes[0], models):
+    for ax, model in zip(fig.subplots(1, len(models), squeeze=False)[0], models):
         dense = state["dense"][model]
         ax.scatter([dense["measured_ms"]], [100 * dense["accuracy"]], marker="x", color="black", s=80,
                    label="dense (pretrained)", zorder=3)
         runs = [r for r in state["runs"] if r["model"] == model and "error" not in r]
         for frac in sorted({r["budget"] for r in runs if r["budget"] is not None}):
             ax.axvline(frac * dense["measured_ms"], color="grey", ls="--", lw=1)
-            ax.text(frac * dense["measured_ms"], ax.get_ylim()[0], f" budget {frac:g}×", rotation=90, va="bottom",
-                    color="grey", fontsize=8)
+            ax.text(frac * dense["measured_ms"], 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom",
+                    color="grey", fontsize=8, transform=ax.get_xaxis_transform())
         for method in METHODS.split(","):
             pts = [(r["measured_ms"], 100 * r["accuracy"]) for r in runs if r["method"] == method]
             if pts:
-                ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, label=method, zorder=3)
+                label = "dense-ft (dense, fine-tuned alike)" if method == "dense-ft" else method
+                ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, label=label, zorder=3)
         ax.set_xlabel("measured latency, local CPU (ms, onnxruntime, 1 thread)")
         ax.set_ylabel("top-1 accuracy on the 10k test split (%)")
         ax.set_title(f"{model}: {state['mode']} mode, {state['epochs']} fine-tuning epochs")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
+
+def plot(state: dict, path: Path) -> None:
+    """Draw ``figure(state)`` into ``path`` (PNG)."""
+    try:
+        fig = figure(state)
+    except ImportError:
+        print("matplotlib not installed (pip install 'edgeprune[bench]'): no plot", file=sys.stderr)
+        return
+    fig.savefig(path, dpi=120)
 
 if __name__ == "__main__":
     main()
