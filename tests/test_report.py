@@ -26,6 +26,7 @@ def run_dir(tmp_path_factory):
     from edgeprune.measure.settings import MeasureSettings
     from edgeprune.models import build_model
     from edgeprune.models.layer_space import build_layer_space
+    from edgeprune.prune.closed_loop import LoopSettings
     from edgeprune.tables.store import LatencyTable
     from edgeprune.train import train_from_scratch
     from edgeprune.verify import verify
@@ -46,7 +47,7 @@ def run_dir(tmp_path_factory):
         persist.save(fit.model, fit.provenance, default_model_path("local", "demo_cnn", "onnxruntime", 1, "latency"))
         out = tmp / "run"
         compress(CompressConfig(model="demo_cnn", weights=str(tmp / "dense.pt"), budget="0.75", method="uniform",
-                                epochs=1, data_limit=600, out=str(out)))
+                                epochs=1, data_limit=600, out=str(out), closed_loop=LoopSettings(rounds=1)))
         result = verify("local", out / "model.onnx", "0.75", settings=MeasureSettings(**FAST))
         (out / "verify.json").write_text(json.dumps(result))
     return out

@@ -137,13 +137,13 @@ def render(run: Run) -> str:
     s = run.summary
     title = f"{s['model']} — {s['method']} at budget {s['budget']} on {s['device']}"
     warnings = "".join(f'<li class="warn">{_e(w)}</li>' for w in s.get("warnings", []))
-    verdict = "within" if s.get("within_budget_measured") else "OVER"
+    verdict = "within" if s["measured_cost"] <= s["budget_abs"] else "OVER"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{STYLE}</style></head><body>
 <h1>{_e(title)}</h1>
 <p>Run directory <code>{_e(run.path)}</code>. Budget {_e(s['budget'])} = {_e(_num(s['budget_abs'], s['unit']))}
 {_e(s['metric'])}; the final measurement is <b>{verdict}</b> the budget
-({_e(f"{s.get('measured_over_budget', 0):.3f}")} × budget).</p>
+({_e(f"{s['measured_cost'] / s['budget_abs']:.3f}")} × budget).</p>
 {f'<ul>{warnings}</ul>' if warnings else ''}
 <h2>Dense vs compressed</h2>{dense_vs_compressed(run)}
 <h2>Accuracy vs measured cost</h2>{_img(plots.accuracy_vs_cost(s), "accuracy vs measured cost")}
