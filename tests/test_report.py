@@ -121,3 +121,19 @@ def test_report_of_a_directory_that_is_no_run_is_one_line(tmp_path):
     done = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert done.exit_code == 1 and "summary.json not found" in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr and not (tmp_path / "report.html").exists()
+
+
+def test_report_flags_a_verify_result_older_than_the_model(run_dir):
+    import os
+
+    from edgeprune.report import load_run
+
+    assert load_run(run_dir).verify_note is None
+    model = run_dir / "model.onnx"
+    before = model.stat()
+    later = (run_dir / "verify.json").stat().st_mtime + 10
+    os.utime(model, (later, later))
+    try:
+        assert "may be of an older model" in load_run(run_dir).verify_note
+    finally:
+        os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))

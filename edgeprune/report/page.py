@@ -127,7 +127,8 @@ def per_layer_section(run: Run) -> str:
         return _note(f"{v['artifact']} was verified, but without a per-layer profile (only onnxruntime artifacts on "
                      "a device with the profiler give one)")
     rows = [[r["layer"], _num(r["measured_ms"]), _num(r["predicted"])] for r in v["layers"]]
-    return (_img(plots.per_layer(v), "per-layer measured vs predicted")
+    stale = _note(run.verify_note) if run.verify_note else ""
+    return (stale + _img(plots.per_layer(v), "per-layer measured vs predicted")
             + _table(["layer", "measured ms (onnxruntime profiler)", f"predicted {v['unit']} (cost model)"], rows,
                      numeric=(1, 2)))
 

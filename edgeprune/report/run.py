@@ -26,7 +26,7 @@ class Run:
     cost_model: dict | None  # the cost model's JSON (provenance and fit report)
     cost_model_note: str | None  # why cost_model is None or has no held-out rows
     verify: dict | None
-    verify_note: str | None  # why verify is None
+    verify_note: str | None  # why verify is None, or what to keep in mind about it
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -80,6 +80,9 @@ def _verify(run_dir: Path, verify_path: Path | None) -> tuple[dict | None, str |
         return None, f"{path} records a failed verify: {result['error']}"
     if "measured" not in result or "provenance" not in result:
         raise ReportError(f"{path} is not the output of `edgeprune verify --json` (no measured/provenance fields)")
+    artifact = Path(result.get("artifact", ""))
+    if artifact.is_file() and artifact.stat().st_mtime > path.stat().st_mtime:
+        return result, f"{artifact} changed after {path} was written: this verify result may be of an older model"
     return result, None
 
 
