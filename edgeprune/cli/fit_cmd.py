@@ -13,7 +13,7 @@ from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, default_model_path, fit_from_table
 from edgeprune.costmodel.platform_persist import default_platform_path
-from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import architecture_hash
 from edgeprune.models import build_model
 from edgeprune.models.widths import parse_widths, widths_from_checkpoint
 from edgeprune.paths import default_table
