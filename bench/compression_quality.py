@@ -241,11 +241,11 @@ def figure(state: dict):
             ax.axvline(frac * dense["measured_ms"], color="grey", ls="--", lw=1)
             ax.text(frac * dense["measured_ms"], 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom",
                     color="grey", fontsize=8, transform=ax.get_xaxis_transform())
-        for method in METHODS.split(","):
+        for i, method in enumerate(METHODS.split(",")):  # one colour per method in every panel
             pts = [(r["measured_ms"], 100 * r["accuracy"]) for r in runs if r["method"] == method]
             if pts:
                 label = "dense-ft (dense, fine-tuned alike)" if method == "dense-ft" else method
-                ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, label=label, zorder=3)
+                ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, color=f"C{i}", label=label, zorder=3)
         ax.set_xlabel("measured latency, local CPU (ms, onnxruntime, 1 thread)")
         ax.set_ylabel("top-1 accuracy on the 10k test split (%)")
         ax.set_title(f"{model}: {state['mode']} mode, {state['epochs']} fine-tuning epochs")
