@@ -1,5 +1,4 @@
-"""Headless Debian chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe): no websocket
-client and no browser download needed."""
+"""Headless Debian chromium over the DevTools protocol on a pipe: no websocket client, no browser download."""
 from __future__ import annotations
 
 import json

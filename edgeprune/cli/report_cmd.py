@@ -14,8 +14,7 @@ def report_command(run_dir: Path = typer.Argument(..., help="The --out directory
                    verify: Path = typer.Option(None, "--verify", help="`edgeprune verify --json` output (default: "
                                                "RUN_DIR/verify.json when it exists)."),
                    as_json: bool = JsonOpt):
-    """Write one self-contained HTML page (plots inlined) of a compress run: dense vs compressed with sources,
-    accuracy vs measured cost, the closed loop, the cost model's held-out accuracy and verify's per-layer times."""
+    """Write one self-contained HTML page (plots inlined) of a compress run, every number with its source."""
     from edgeprune.report import write_report
 
     o = Output(as_json)
