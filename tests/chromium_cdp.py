@@ -40,8 +40,8 @@ class Chromium:
         cmd_r, self._cmd_w = os.pipe()  # we write commands; chromium reads them on its fd 3
         self._out_r, out_w = os.pipe()  # chromium writes replies and events on its fd 4
 
-        args = ["--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-                "--disable-extensions", f"--user-data-dir={profile_dir}", "about:blank"]
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--remote-debugging-pipe",
+                "--no-first-run", "--disable-extensions", f"--user-data-dir={profile_dir}", "about:blank"]
         def wire_fds():  # in the child: the pipe ends on the fds chromium expects (3: commands in, 4: replies out)
             src = os.dup(cmd_r), os.dup(out_w)  # copies first, so neither end is overwritten by the other's dup2
             for fd, target in zip(src, (3, 4)):
