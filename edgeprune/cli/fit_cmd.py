@@ -9,9 +9,10 @@ from rich.table import Table
 from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, load_model_and_space, parse_shape
 from edgeprune.cli.output import Output
 from edgeprune.cli.platform_cmd import fit_platform, platform_predict
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, default_model_path, fit_from_table
+from edgeprune.costmodel.model import CostModel
+from edgeprune.costmodel.persist import CostModelError
 from edgeprune.costmodel.platform_persist import default_platform_path
 from edgeprune.models.layer_space import architecture_hash
 from edgeprune.models import build_model
@@ -51,8 +52,8 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
             if fid is None:
                 raise FitError(f"{path} has no measurements from device {device!r}")
             result = fit_from_table(tbl, device, model, space, Selection(fid, runtime, threads), metric, source)
-        out_path = persist.save(result.model, result.provenance,
-                                out or default_model_path(device, model, runtime, threads, metric))
+        out_path = result.model.save(out or default_model_path(device, model, runtime, threads, metric),
+                                     result.provenance)
         o.emit({"cost_model": str(out_path), "device": device, "fingerprint_id": fid, **result.report})
         _print_fit(o, result.report, out_path, device, runtime, threads)
 
@@ -102,9 +103,9 @@ def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape:
         check_widths(space, w)
         if use_platform:
             return platform_predict(o, fallback, device, model, shape, w, runtime, threads)
-        cm, meta = persist.load(path, architecture_hash=architecture_hash(space))
+        cm, meta = CostModel.load(path, architecture_hash=architecture_hash(space))
         if meta["device"]["name"] != device:
-            raise persist.CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
+            raise CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
         value = float(cm.predict([w])[0])
         dense = float(cm.predict([{}])[0])
         energy = meta["device"].get("energy_source")

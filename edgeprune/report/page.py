@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
+from edgeprune.files import atomic_write
 from edgeprune.report import plots
 from edgeprune.report.run import Run, load_run
 
@@ -158,8 +158,4 @@ def render(run: Run) -> str:
 def write_report(run_dir: str | Path, out: str | Path | None = None, verify: str | Path | None = None) -> Path:
     """Render RUN_DIR's report to ``out`` (default RUN_DIR/report.html), written atomically."""
     run = load_run(run_dir, verify)
-    path = Path(out) if out else run.path / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(run), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(out) if out else run.path / "report.html", render(run), durable=False)
