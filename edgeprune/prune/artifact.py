@@ -6,6 +6,7 @@ blocks removed) still load.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable
@@ -123,17 +124,19 @@ def _read_state(path: Path) -> dict:
     return state
 
 
-def load_compressed(model_dir: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the base model, remove the channels and then the blocks channels.json drops, load weights.pt
-    strictly; eval mode."""
+def load_compressed(model_dir: str | Path, base: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the base model (or copy ``base``, the dense nn.Module it was pruned from), remove the channels and
+    then the blocks channels.json drops, load weights.pt strictly; eval mode."""
     model_dir = Path(model_dir)
     info = read_info(model_dir)
     state = _read_state(model_dir / WEIGHTS)
     shape = tuple(info["input_shape"])
     try:
-        base, shape = build_model(info["base_model"], input_shape=shape, **info.get("model_kwargs", {}))
+        base, shape = ((copy.deepcopy(base).eval(), shape) if base is not None
+                       else build_model(info["base_model"], input_shape=shape, **info.get("model_kwargs", {})))
     except EdgepruneError as exc:
-        raise ArtifactError(f"{model_dir}: cannot rebuild base model {info['base_model']!r}: {exc}") from exc
+        raise ArtifactError(f"{model_dir}: cannot rebuild base model {info['base_model']!r}: {exc}; a model "
+                            "given as an nn.Module loads with edgeprune.load(dir, base=model)") from exc
     space = build_layer_space(base, shape)
     try:
         model = apply_pruning(base, space, info["kept"], info["blocks_removed"])
