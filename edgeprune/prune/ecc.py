@@ -249,17 +249,17 @@ def _meet_budget(widths: dict[str, int], strengths: dict[str, torch.Tensor], cos
         base = float(cost_model.predict([widths])[0])
         best, best_score = None, -1.0
         for g, w in widths.items():
-            step = steps[g]
-            if w - step < _lowest(cost_model.dense_widths_[g], s):
+            lower = (w - 1) // steps[g] * steps[g]  # the next width down on the grid (a dense width may be off it)
+            if lower < max(1, _lowest(cost_model.dense_widths_[g], s)):
                 continue
-            trial = {**widths, g: w - step}
+            trial = {**widths, g: lower}
             saving = base - float(cost_model.predict([trial])[0])
-            score = saving / float(strengths[g][w - step:w].sum() + 1e-12)
+            score = saving / float(strengths[g][lower:w].sum() + 1e-12)
             if score > best_score:
-                best, best_score = g, score
+                best, best_score = (g, lower), score
         if best is None:
             break  # the floor: nothing left to remove; the caller checked feasibility beforehand
-        widths = {**widths, best: widths[best] - steps[best]}
+        widths = {**widths, best[0]: best[1]}
     return widths
 
 
