@@ -90,8 +90,8 @@ def fit(model, example_input=None, device: str = "local", *, name: str | None = 
     space = build_layer_space(net, shape)
     path = Path(table or default_table(device))
     if not path.is_file():
-        raise FitError(f"no latency table at {path}; calibrate first (edgeprune.calibrate or `edgeprune calibrate "
-                       f"--device {device}`)")
+        raise FitError(f"no latency table at {path}; calibrate first: edgeprune.calibrate(...) or `edgeprune "
+                       f"calibrate --device {device} --model {name}`")
     with LatencyTable(path) as tbl:
         fid = tbl.fingerprint_of(device)
         if fid is None:
