@@ -170,8 +170,9 @@ def compress(model, train=None, val=None, *, data: str | None = None, device: st
     cfg = CompressConfig(device=device, budget=str(budget), method=method, **options)
     if cost_model in ("device", "platform"):  # which saved cost model to use (the CLI's --cost-model)
         cfg, cost_model = dataclasses.replace(cfg, cost_model=cost_model), None
-    bundle = None
     if train is not None:
+        if data is not None or cfg.data_limit is not None:
+            raise ValueError("give train=/val= or data= (with data_limit), not both")
         bundle = python_bundle(train, val, cfg.batch_size, loss_fn, eval_fn)
     elif data is None:
         raise ValueError("give train= and val= (Datasets or DataLoaders), or data= (a source such as 'digits')")
@@ -182,6 +183,8 @@ def compress(model, train=None, val=None, *, data: str | None = None, device: st
     if isinstance(model, str):
         cfg = dataclasses.replace(cfg, model=model, data=data or bundle.name)
     else:
+        if cfg.weights is not None:
+            raise ValueError("weights= loads a checkpoint into a model spec; load it into your nn.Module instead")
         net = _named_model(model, (1, *bundle.input_shape[1:]), name)[0]
         cfg = dataclasses.replace(cfg, model=name or type(model).__name__, data=data or bundle.name)
         identity = _identity(net, bundle)

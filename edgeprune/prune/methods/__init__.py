@@ -38,7 +38,7 @@ class Context:
     unit: str = ""
     round_to: int | None = None
     criterion: str = "l1"
-    criterion_batches: int = 8
+    criterion_batches: int = 8  # as prune.importance.DEFAULT_BATCHES (not imported: this module stays light)
     lr: float = 0.01
     prune_epochs: float = 0.2  # training budget of a method that trains while it prunes (ecc's ADMM, halp)
     work_dir: Path | None = None
