@@ -6,7 +6,7 @@ first use, so ``import edgeprune`` stays fast.
 import sys
 import types
 
-__version__ = "0.1.0"
+from edgeprune.version import __version__
 
 API = ("calibrate", "fit", "compress", "export", "verify", "load", "load_cost_model", "CompressResult",
        "FittedCostModel")

@@ -14,12 +14,12 @@ from edgeprune.costmodel.fit import default_model_path, fit_from_table
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
 from edgeprune.export.onnx_parity import export_onnx
-from edgeprune.measure.export import to_onnx_bytes
-from edgeprune.measure.calibrate import architecture_hash, calibrate
+from edgeprune.formats import to_onnx_bytes
+from edgeprune.models.layer_space import architecture_hash, build_layer_space
+from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
-from edgeprune.models.layer_space import build_layer_space
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
 from edgeprune.progress import SILENT, Progress
 from edgeprune.paths import default_table
@@ -28,9 +28,9 @@ from edgeprune.prune.artifact import save_compressed
 from edgeprune.prune.budget import InfeasibleBudget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
-from edgeprune.prune.joint.blocks import apply_pruning, block_layers
 from edgeprune.prune.methods import Context, get as get_method
-from edgeprune.prune.physical import min_widths
+from edgeprune.structure.blocks import apply_pruning, block_layers
+from edgeprune.structure.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.selection_store import config_digest, load_selection, save_selection
 from edgeprune.tables.store import LatencyTable

@@ -14,7 +14,7 @@ from edgeprune.measure.variants import random_widths
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.methods import Context, methods, options, settings_from_options
-from edgeprune.prune.physical import allowed_widths
+from edgeprune.structure.physical import allowed_widths
 
 ROUND_TO = 8
 # Settings small enough for seconds per method; round-to is the shared one the registry must carry to every method.

@@ -12,7 +12,7 @@ from edgeprune.cli.platform_cmd import fit_platform, platform_predict
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.fit import default_model_path
 from edgeprune.costmodel.platform_persist import default_platform_path
-from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import architecture_hash
 from edgeprune.models import build_model
 from edgeprune.models.widths import parse_widths, widths_from_checkpoint
 

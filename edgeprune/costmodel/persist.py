@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-import edgeprune
+from edgeprune.version import __version__
 from edgeprune.costmodel.bilinear import BilinearLayerModel
 from edgeprune.costmodel.features import FeatureSpec
 from edgeprune.costmodel.model import CostModel
@@ -26,7 +26,7 @@ class CostModelError(EdgepruneError):
 def to_json_dict(model: CostModel, provenance: dict) -> dict:
     """Everything needed to predict, plus where it came from (device, runtime, table, fit metrics)."""
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "edgeprune_version": edgeprune.__version__,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "edgeprune_version": __version__,
         **provenance,
         "source": model.source,
         "feature_spec": model.spec_.to_dict(), "spec_selection": model.spec_report_,

@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import edgeprune
+from edgeprune.version import __version__
 from edgeprune.costmodel.persist import CostModelError, check_device, read_versioned
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.measure.graph_features import FEATURES_VERSION
@@ -26,7 +26,7 @@ def save(model: PlatformCostModel, provenance: dict, path: str | Path) -> Path:
     """Write atomically (temp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "edgeprune_version": edgeprune.__version__,
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "edgeprune_version": __version__,
            "features_version": FEATURES_VERSION,
            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance,
            "model": model.to_dict()}

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-import edgeprune
+from edgeprune.version import __version__
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.weights import WeightsError, load_tensor_file
 from edgeprune.models.zoo import build_model
-from edgeprune.prune.joint.blocks import apply_pruning
+from edgeprune.structure.blocks import apply_pruning
 
 FORMAT = "edgeprune-compressed"
 VERSION = 2
@@ -55,7 +55,7 @@ def save_compressed(model_dir: str | Path, pruned_model: nn.Module, base_spec: s
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     kept = {str(g): sorted(int(i) for i in idxs) for g, idxs in kept.items()}
-    info = {"format": FORMAT, "version": VERSION, "edgeprune_version": edgeprune.__version__,
+    info = {"format": FORMAT, "version": VERSION, "edgeprune_version": __version__,
             "base_model": _portable_spec(base_spec), "model_kwargs": dict(model_kwargs or {}),
             "input_shape": [int(d) for d in input_shape], "kept": kept,
             "widths": {g: len(idxs) for g, idxs in kept.items()}, "blocks_removed": [str(b) for b in blocks_removed],
@@ -90,7 +90,7 @@ def read_info(model_dir: str | Path) -> dict:
                             f"{info.get('format') if isinstance(info, dict) else None!r})")
     version = info.get("version")
     if not isinstance(version, int) or version > VERSION:
-        raise ArtifactError(f"{path} has format version {version!r}; this edgeprune ({edgeprune.__version__}) "
+        raise ArtifactError(f"{path} has format version {version!r}; this edgeprune ({__version__}) "
                             f"reads up to version {VERSION} — upgrade edgeprune")
     missing = [k for k in ("base_model", "input_shape", "kept") if k not in info]
     if missing:
