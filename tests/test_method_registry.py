@@ -83,3 +83,10 @@ def test_cli_option_values_reach_the_methods_settings_and_are_never_dropped():
         settings_from_options("ecc", {"halp_steps": 2})
     shared = {o.flag: o for o in options()}["--min-keep"]
     assert {m for m, _ in shared.fields} == {"ecc", "halp", "netadapt"}
+
+
+def test_cli_rejects_an_option_of_another_method_before_any_work():
+    from conftest import run_cli
+
+    proc = run_cli("compress", "--method", "ecc", "--halp-steps", "2", "--json", check=False, timeout=120)
+    assert proc.returncode != 0 and "--halp-steps applies to halp, not to --method ecc" in proc.stdout
