@@ -126,6 +126,8 @@ class CompressResult:
         """Copy the compressed model (channels.json, weights.pt, model.onnx) into ``directory``."""
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
+        if target.resolve() == self.directory.resolve():
+            return target
         for file in (CHANNELS, WEIGHTS, "model.onnx"):
             shutil.copyfile(self.directory / file, target / file)
         return target

@@ -103,9 +103,10 @@ def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path
     train_from_scratch(model, python_bundle(train, val, 64, loss_fn, eval_fn), 3, lr=0.05)  # trainer takes the hooks
     edgeprune.calibrate(model, x, points=4, network_variants=8, measure=QUICK)
     cost = edgeprune.fit(model, x)
-    result = edgeprune.compress(model, train=train, val=val, loss_fn=loss_fn, eval_fn=eval_fn, cost_model=cost,
-                                budget="0.6", method="halp", epochs=1, batch_size=64, out=str(tmp_path / "out"),
-                                settings=HalpSettings(steps=2, tune_steps=2, criterion_batches=1))
+    run = dict(train=train, val=val, loss_fn=loss_fn, eval_fn=eval_fn, cost_model=cost, budget="0.6", method="halp",
+               epochs=1, batch_size=64, out=str(tmp_path / "out"),
+               settings=HalpSettings(steps=2, tune_steps=2, criterion_batches=1))
+    result = edgeprune.compress(model, **run)
     # The heads feed the outputs: never pruned (conv2 is held fixed too: the class head reads it flattened).
     assert set(result.widths) == {"conv1:out"} and result.widths["conv1:out"] < 32
     boxes, logits = result.model(torch.zeros(3, 1, 8, 8))
@@ -123,6 +124,8 @@ def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path
     assert torch.allclose(again(torch.ones(1, 1, 8, 8))[1], result.model(torch.ones(1, 1, 8, 8))[1])
     report = edgeprune.verify(saved / "model.onnx", cost_model=cost)
     assert report["predicted"] == pytest.approx(result.predicted) and report["measured"] > 0
+    again = edgeprune.compress(model, **run)  # same module, data and settings: resumes the saved selection
+    assert again.summary["resumed_selection"] and again.widths == result.widths
 
 
 def test_compress_rejects_an_unknown_option_before_any_work():
