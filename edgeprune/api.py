@@ -12,7 +12,6 @@ from typing import Any, Callable
 from torch import nn
 
 from edgeprune.pipeline import CompressConfig, run
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, default_model_path, fit_from_table
 from edgeprune.costmodel.model import CostModel
@@ -97,14 +96,13 @@ def fit(model, example_input=None, device: str = "local", *, name: str | None = 
         if fid is None:
             raise FitError(f"{path} has no measurements from device {device!r}; calibrate on it first")
         result = fit_from_table(tbl, device, name, space, Selection(fid, runtime, threads), metric, source)
-    saved = persist.save(result.model, result.provenance,
-                         out or default_model_path(device, name, runtime, threads, metric))
+    saved = result.model.save(out or default_model_path(device, name, runtime, threads, metric), result.provenance)
     return FittedCostModel(result.model, {**result.provenance, "path": str(saved)}, result.report, saved)
 
 
 def load_cost_model(path) -> FittedCostModel:
     """A cost model saved by ``fit``."""
-    model, meta = persist.load(path)
+    model, meta = CostModel.load(path)
     return FittedCostModel(model, {**meta, "path": str(path)}, meta.get("fit", {}), Path(path))
 
 

@@ -9,8 +9,9 @@ from rich.table import Table
 from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, load_model_and_space, parse_shape
 from edgeprune.cli.output import Output
 from edgeprune.cli.platform_cmd import fit_platform, platform_predict
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.fit import default_model_path
+from edgeprune.costmodel.model import CostModel
+from edgeprune.costmodel.persist import CostModelError
 from edgeprune.costmodel.platform_persist import default_platform_path
 from edgeprune.models.layer_space import architecture_hash
 from edgeprune.models import build_model
@@ -93,9 +94,9 @@ def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape:
         check_widths(space, w)
         if use_platform:
             return platform_predict(o, fallback, device, model, shape, w, runtime, threads)
-        cm, meta = persist.load(path, architecture_hash=architecture_hash(space))
+        cm, meta = CostModel.load(path, architecture_hash=architecture_hash(space))
         if meta["device"]["name"] != device:
-            raise persist.CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
+            raise CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
         value = float(cm.predict([w])[0])
         dense = float(cm.predict([{}])[0])
         energy = meta["device"].get("energy_source")
