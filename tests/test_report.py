@@ -16,7 +16,7 @@ FAST = {"warmup": 1, "min_repeats": 3, "min_duration_s": 0.01}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real run: demo CNN trained briefly, this CPU calibrated (fast settings), fitted, compressed, verified."""
-    from edgeprune.compress import CompressConfig, compress
+    from edgeprune.pipeline import CompressConfig, compress
     from edgeprune.costmodel.dataset import Selection
     from edgeprune.costmodel.fit import default_model_path, fit_from_table
     from edgeprune.data import load_data

@@ -19,11 +19,12 @@ def verify_command(artifact: Path = typer.Argument(..., help="An .onnx or .tflit
                                                    "fitted one for this device and model)."),
                    as_json: bool = JsonOpt):
     """Measure an artifact end to end; exit 1 when it exceeds the budget beyond the tolerance."""
-    from edgeprune.verify import verify
+    import edgeprune
 
     o = Output(as_json)
     with o.errors():
-        r = verify(device, artifact, budget, metric, tolerance, cost_model)
+        r = edgeprune.verify(artifact, device, budget=budget, metric=metric, tolerance=tolerance,
+                             cost_model=cost_model)
         o.emit(r)
         print_report(o, r)
     if r["within_budget"] is False:
