@@ -136,3 +136,15 @@ def test_report_flags_a_verify_result_older_than_the_model(run_dir):
         assert "may be of an older model" in load_run(run_dir).verify_note
     finally:
         os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_saved_python_api_result_is_a_run_dir(run_dir, tmp_path):
+    from edgeprune import CompressResult
+    from edgeprune.report import load_run, render
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = CompressResult(None, summary["compressed"]["widths"], summary["predicted_cost"], summary["measured_cost"],
+                            summary["compressed"]["accuracy"], summary, run_dir)
+    saved = load_run(result.save(tmp_path / "saved"))
+    assert saved.summary == summary and saved.verify is None
+    assert render(saved).count("<img ") == 2
