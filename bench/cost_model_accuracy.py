@@ -15,7 +15,8 @@ from pathlib import Path
 
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
-from edgeprune.costmodel.fit import default_model_path, fit_from_table
+from edgeprune.costmodel.fit import fit_from_table
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.costmodel.dataset import network_samples
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel
@@ -78,7 +79,7 @@ def main() -> None:
                                  "latency", "auto")
         spaces[name], fits[name] = space, fit
         path = persist.save(fit.model, fit.provenance,
-                            default_model_path("local", name, "onnxruntime", args.threads, "latency"))
+                            default_model_path("local", name, "onnxruntime", args.threads, "latency", shape))
         r = fit.report
         candidates = {p: h for p, h in r["heldout"].items() if p.startswith("bilinear") and "error" not in h}
         best = max(candidates, key=lambda p: (candidates[p]["within_5"], -candidates[p]["median_ape"]))

@@ -10,7 +10,8 @@ from typing import Callable
 
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
-from edgeprune.costmodel.fit import default_model_path, fit_from_table
+from edgeprune.costmodel.fit import fit_from_table
+from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
 from edgeprune.export.onnx_parity import export_onnx
@@ -21,11 +22,11 @@ from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
-from edgeprune.progress import SILENT, Progress
+from edgeprune.progress import SILENT, Progress, point_reporter
 from edgeprune.paths import default_table
 from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.budget import InfeasibleBudget, parse_budget, resolve_budget
+from edgeprune.prune.budget import InfeasibleBudget, check_budget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
 from edgeprune.prune.ecc import EccSettings, prune_ecc, select_ecc
 from edgeprune.prune.global_magnitude import prune_global
@@ -86,17 +87,19 @@ class CompressConfig:
     cost_model: str = "device"  # "platform": price widths with the device's platform model (fit --platform)
 
 
-def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
+def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, reporter: Progress = SILENT):
     """Load the device's fitted cost model for this architecture, calibrating and fitting first if missing."""
     if cfg.cost_model == "platform":
         from edgeprune.costmodel.platform_layers import platform_cost_model_for
         from edgeprune.costmodel.platform_persist import default_platform_path
 
-        path = default_platform_path(cfg.device, cfg.runtime, cfg.threads, cfg.metric)
+        wanted = default_platform_path(cfg.device, cfg.runtime, cfg.threads, cfg.metric)
+        path = find_file(wanted.name) or wanted
         model, meta = platform_cost_model_for(path, device.info()["fingerprint_id"], cfg.model, space, cfg.runtime)
         say(f"cost model: platform model {path} (fitted {meta['fitted_at']}); the closed loop still measures")
         return model, meta, str(path)
-    path = default_model_path(cfg.device, cfg.model, cfg.runtime, cfg.threads, cfg.metric)
+    key = (cfg.device, cfg.model, cfg.runtime, cfg.threads, cfg.metric, space.input_shape)
+    path = find_model_file(*key) or default_model_path(*key)
     arch = architecture_hash(space)
     fingerprint = device.info()["fingerprint_id"]
     if Path(path).is_file():
@@ -106,12 +109,14 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say):
             say(f"cost model: {path} (fitted {meta['fitted_at']})")
             return model, meta, str(path)
         say(f"{path} was fitted for another device or architecture: refitting for this one")
+        path = default_model_path(*key)
     say(f"no cost model for {cfg.model} on {cfg.device}: calibrating ({cfg.points} points per layer signature, "
         f"{cfg.network_variants} network variants), then fitting")
     settings = MeasureSettings(threads=cfg.threads)
     with LatencyTable(default_table(cfg.device)) as table:
         cal = calibrate(device, cfg.model, net, space, table, cfg.runtime, settings, cfg.points,
-                        cfg.network_variants)
+                        cfg.network_variants, progress=point_reporter(reporter))
+        reporter.finish()
         fit = fit_from_table(table, cfg.device, cfg.model, space, Selection(cal.fingerprint_id, cfg.runtime,
                                                                           cfg.threads), cfg.metric, "auto")
     persist.save(fit.model, fit.provenance, path)
@@ -175,7 +180,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     removed and BN re-estimated) fine-tuned (oneshot), or ``work`` pruned to the method's widths over the
     schedule's steps."""
     out = Path(cfg.out)
-    tune = {**_tune_settings(cfg), "teacher": teacher}
+    tune = {**_tune_settings(cfg), "teacher": teacher, "reporter": reporter}
     if cfg.schedule == "oneshot":
         step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs,
                 "accuracy_before_fine_tune": evaluate(pruned, data.val)["accuracy"], "accuracy": None}
@@ -183,7 +188,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
             "(before fine-tuning)")
         if cfg.epochs > 0:
             step["accuracy"] = fine_tune(pruned, data, cfg.epochs, checkpoint_dir=out / "checkpoints",
-                                         reporter=reporter, **tune).final["accuracy"]
+                                         **tune).final["accuracy"]
         return pruned, result.kept, [step]
     sched = prune_on_schedule(work, space, result.widths, data, cfg.schedule, cfg.schedule_steps, cfg.epochs,
                               criterion=criterion, batches=cfg.criterion_batches, checkpoint_dir=out / "checkpoints",
@@ -266,6 +271,7 @@ def _select_and_correct(cfg: CompressConfig, device, meta, work, space, cost_mod
     source, removed = {}, {}
 
     def measure_selection(selected, state) -> float:
+        reporter.advance()
         candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
         recalibrate_bn(candidate, data.train)
         removed[id(selected)] = candidate
@@ -274,8 +280,10 @@ def _select_and_correct(cfg: CompressConfig, device, meta, work, space, cost_mod
         return measured["value"]
 
     with timed(timings, "closed_loop"):
+        reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
         loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
                                  say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
+        reporter.finish()
     return removed[id(loop.result)], loop
 
 
@@ -287,6 +295,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
         raise ValueError(f"--cost-model must be device or platform, got {cfg.cost_model!r}")
     if cfg.admm_epochs is not None and not cfg.admm_epochs > 0:
         raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
+    check_budget(cfg.budget, cfg.metric)  # before minutes of calibration, not after
     criterion = _criterion(cfg)
     timings: dict = {}
     prune_epochs = cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)
@@ -298,7 +307,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
     space = build_layer_space(net, shape)
     device = open_device(cfg.device)
     with timed(timings, "cost_model"):
-        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say)
+        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, reporter)
     dense_cost = float(cost_model.predict([{}])[0])
     removable = floor_layers(net, space, cfg.joint) if cfg.method == "joint" else []
     budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
@@ -332,14 +341,20 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
                                                say, reporter)
     comp_acc = evaluate(pruned, data.val)["accuracy"]
     with timed(timings, "export"):
+        reporter.start("export (compressed + dense ONNX)", 2)
         onnx_path = out / "model.onnx"
         parity = export_onnx(pruned, shape, onnx_path, data.val)
+        reporter.advance()
         dense_onnx = out / "dense.onnx"
         export_onnx(net, shape, dense_onnx)
+        reporter.finish()
     ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
+        reporter.start("final measurement (compressed + dense)", 2)
         measured = _measure(device, onnx_path.read_bytes(), cfg, ref_ms)
+        reporter.advance()
         dense_measured = _measure(device, dense_onnx.read_bytes(), cfg, ref_ms)
+        reporter.finish()
     comparable = measured["drift_corrected"] or measured["value"]
     over = measured["value"] / budget.value
     warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(over, loop.stopped,

@@ -11,7 +11,7 @@ from conftest import run_cli
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import LayerSamples
 from edgeprune.costmodel.features import FeatureSpec
-from edgeprune.costmodel.fit import default_model_path
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
@@ -328,7 +328,7 @@ def joint_workspace(tmp_path):
                   "model": {"name": "resnet20", "architecture_hash": architecture_hash(space)},
                   "fitted_at": "synthetic (test)"}
     persist.save(layer_cost_model(space), provenance, default_model_path("local", "resnet20", "onnxruntime", 1,
-                                                                         "latency"))
+                                                                         "latency", shape))
     return tmp_path
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgeprune.costmodel import persist
-from edgeprune.costmodel.fit import default_model_path
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.export.quantize import quantize_tflite_int8
 from edgeprune.export.tflite import export_tflite
 from edgeprune.measure.settings import MeasureSettings
@@ -35,7 +35,7 @@ def pruned_dir(tmp_path_factory):
 
 def _install(cm, runtime: str):
     return persist.save(cm, {"device": {}, "model": {}, "runtime": {"name": runtime}},
-                        default_model_path("local", "demo_cnn", runtime, 1, "latency"))
+                        default_model_path("local", "demo_cnn", runtime, 1, "latency", build_model("demo_cnn")[1]))
 
 
 @pytest.mark.parametrize("name, int8", [("model.tflite", False), ("model.int8.tflite", True)])
@@ -83,7 +83,7 @@ def test_a_file_spec_model_finds_its_cost_model_by_architecture(tmp_path, monkey
     cm = synthetic_cost_model(net, shape)
     path = persist.save(cm, {"device": {"name": "local"}, "model": {"architecture_hash": architecture_hash(space)},
                              "runtime": {"name": "litert"}},
-                        default_model_path("local", "mine.py:build", "litert", 1, "latency"))
+                        default_model_path("local", "mine.py:build", "litert", 1, "latency", shape))
     r = verify("local", d / "model.tflite", None, "latency", settings=FAST)
     assert r["cost_model"] == str(path) and r["predicted"] == pytest.approx(
         float(cm.predict([{g: len(i) for g, i in kept.items()}])[0]))

@@ -4,16 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, load_model_and_space
-from edgeprune.cli.output import Output
+from edgeprune.cli.output import Output, RichProgress
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.platform_calibrate import calibrate_platform
 from edgeprune.measure.devices import DeviceUnavailable
 from edgeprune.measure.registry import expand_devices, open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.paths import default_table
+from edgeprune.progress import point_reporter
 from edgeprune.tables.store import LatencyTable
 
 
@@ -46,40 +46,30 @@ def calibrate_command(
 ):
     """Measure single layers at sampled channel widths and whole-network variants; resumable."""
     out = Output(as_json)
-    with out.errors():
-        settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
-                                   min_duration_s=min_duration)
-        if platform:
-            return _calibrate_platform(out, device, sensor, table, runtime, settings, op_points, platform_networks,
-                                       seed, network_passes)
-        if points < 1 or network_variants < 0:
-            raise ValueError("--points must be >= 1 and --network-variants >= 0")
-        net, shape, space = load_model_and_space(model, weights, input_shape)
-        names = expand_devices(device)
-        devs = [open_device(name, sensor=sensor) for name in names]
-        path = table or default_table(device[0])
-        with LatencyTable(path) as tbl, _progress(out) as bar:
-            tasks = {}
-
-            def on_point(phase: str, done: int, total: int, stored: bool) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(f"{phase:8s}", total=total)
-                bar.update(tasks[phase], completed=done)
-
-            try:
-                result = calibrate(devs if len(devs) > 1 else devs[0], model, net, space, tbl, runtime, settings,
-                                   points, network_variants, seed, on_point, network_passes=network_passes)
-            except DeviceUnavailable as exc:
-                raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
-                                   "again to resume") from exc
-        summary = result.to_dict()
-        out.emit(summary)
-        _report(out, summary, shape)
-
-
-def _progress(out: Output) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=out.console, transient=False)
+    settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
+                               min_duration_s=min_duration)
+    if platform:
+        return _calibrate_platform(out, device, sensor, table, runtime, settings, op_points, platform_networks,
+                                   seed, network_passes)
+    if points < 1 or network_variants < 0:
+        raise ValueError("--points must be >= 1 and --network-variants >= 0")
+    net, shape, space = load_model_and_space(model, weights, input_shape)
+    names = expand_devices(device)
+    devs = [open_device(name, sensor=sensor) for name in names]
+    path = table or default_table(device[0])
+    bar = RichProgress()
+    with LatencyTable(path) as tbl:
+        try:
+            result = calibrate(devs if len(devs) > 1 else devs[0], model, net, space, tbl, runtime, settings,
+                               points, network_variants, seed, point_reporter(bar), network_passes=network_passes)
+        except DeviceUnavailable as exc:
+            raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
+                               "again to resume") from exc
+        finally:
+            bar.finish()
+    summary = result.to_dict()
+    out.emit(summary)
+    _report(out, summary, shape)
 
 
 def _report(out: Output, s: dict, shape) -> None:
@@ -103,18 +93,16 @@ def _calibrate_platform(out: Output, device: list[str], sensor: str, table: Path
         raise ValueError("--op-points and --platform-networks must be >= 0 and --network-passes >= 1")
     devs = [open_device(name, sensor=sensor) for name in expand_devices(device)]
     path = table or default_table(device[0])
-    with LatencyTable(path) as tbl, _progress(out) as bar:
-        task = bar.add_task("platform", total=None)
-
-        def on_point(phase: str, done: int, total: int, stored: bool) -> None:
-            bar.update(task, completed=done, total=total)
-
+    bar = RichProgress()
+    with LatencyTable(path) as tbl:
         try:
             result = calibrate_platform(devs if len(devs) > 1 else devs[0], tbl, runtime, settings, op_points,
-                                        networks, seed, passes, on_point)
+                                        networks, seed, passes, point_reporter(bar))
         except DeviceUnavailable as exc:
             raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
                                     "again to resume") from exc
+        finally:
+            bar.finish()
     s = result.to_dict()
     out.emit(s)
     out.print(f"[bold]platform calibration[/] {s['device']} (fingerprint {s['fingerprint_id']}), {runtime}, "

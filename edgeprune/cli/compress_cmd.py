@@ -75,22 +75,21 @@ def compress_command(model: str = ModelOpt,
                      as_json: bool = JsonOpt):
     """Prune a model to a measured-model energy or latency budget, fine-tune, export ONNX and measure it."""
     o = Output(as_json)
-    with o.errors():
-        cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
-                             metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
-                             round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
-                             lr=lr, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-                             admm_epochs=admm_epochs, halp=HalpSettings(steps=halp_steps, min_keep=min_keep),
-                             schedule=schedule, schedule_steps=schedule_steps,
-                             closed_loop=LoopSettings(rounds=correction_rounds), ecc=EccSettings(min_keep=min_keep),
-                             netadapt_min_keep=min_keep,
-                             joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
-                                                 bin_width=bin_width, max_blocks=max_blocks,
-                                                 histogram_png=str(gamma_histograms) if gamma_histograms else None),
-                             cost_model=cost_model)
-        summary = compress(cfg, say=o.print, reporter=RichProgress())
-        o.emit(summary)
-        print_summary(o, summary)
+    cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
+                         metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
+                         round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
+                         lr=lr, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+                         admm_epochs=admm_epochs, halp=HalpSettings(steps=halp_steps, min_keep=min_keep),
+                         schedule=schedule, schedule_steps=schedule_steps,
+                         closed_loop=LoopSettings(rounds=correction_rounds), ecc=EccSettings(min_keep=min_keep),
+                         netadapt_min_keep=min_keep,
+                         joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
+                                             bin_width=bin_width, max_blocks=max_blocks,
+                                             histogram_png=str(gamma_histograms) if gamma_histograms else None),
+                         cost_model=cost_model)
+    summary = compress(cfg, say=o.log, reporter=RichProgress())
+    o.emit(summary)
+    print_summary(o, summary)
 
 
 def print_summary(o: Output, s: dict) -> None:
@@ -123,7 +122,7 @@ def print_summary(o: Output, s: dict) -> None:
                 f"{split['width_share']:.0%} from width")
     o.print(f"saved {s['artifacts']['model_dir']} (channels.json + weights.pt) and {s['artifacts']['onnx']}")
     for w in s["warnings"]:
-        o.print(f"[bold yellow]warning:[/] {w}")
+        o.warn(w)
 
 
 def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4),
@@ -134,18 +133,18 @@ def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epoc
     from edgeprune.train import train_from_scratch
 
     o = Output(as_json)
-    with o.errors():
-        o.print("training the demo CNN on scikit-learn's digits (10 epochs)")
-        data = load_data("digits")
-        net, _ = build_model("demo_cnn")
-        train_from_scratch(net, data, 10)
-        out.mkdir(parents=True, exist_ok=True)
-        import torch
+    o.log("training the demo CNN on scikit-learn's digits (10 epochs)")
+    data = load_data("digits")
+    net, _ = build_model("demo_cnn")
+    bar = RichProgress()
+    train_from_scratch(net, data, 10, reporter=bar)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
 
-        torch.save(net.state_dict(), out / "dense.pt")
-        cfg = CompressConfig(model="demo_cnn", weights=str(out / "dense.pt"), data="digits", metric="energy",
-                             budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"), points=24,
-                             network_variants=30)
-        summary = compress(cfg, say=o.print, reporter=RichProgress())
-        o.emit(summary)
-        print_summary(o, summary)
+    torch.save(net.state_dict(), out / "dense.pt")
+    cfg = CompressConfig(model="demo_cnn", weights=str(out / "dense.pt"), data="digits", metric="energy",
+                         budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"), points=24,
+                         network_variants=30)
+    summary = compress(cfg, say=o.log, reporter=bar)
+    o.emit(summary)
+    print_summary(o, summary)

@@ -16,7 +16,7 @@ def find_cost_model(info: dict | None, path, device: str, runtime: str, threads:
     cost model of this device whose architecture is the artifact's base model.
     """
     from edgeprune.costmodel import persist
-    from edgeprune.costmodel.fit import default_model_path
+    from edgeprune.costmodel.store import find_model_file
 
     if path is not None:
         if not Path(path).is_file():
@@ -28,19 +28,18 @@ def find_cost_model(info: dict | None, path, device: str, runtime: str, threads:
         return None, None, None
     order = [runtime] + [r for r in RUNTIMES if r != runtime]
     for rt in order:
-        candidate = default_model_path(device, info["base_model"], rt, threads, metric)
-        if candidate.is_file():
+        candidate = find_model_file(device, info["base_model"], rt, threads, metric, info["input_shape"])
+        if candidate is not None:
             return persist.load(candidate)[0], str(candidate), rt
     return _by_architecture(info, device, order, threads, metric)
 
 
 def _by_architecture(info: dict, device: str, order: list[str], threads: int, metric: str):
     from edgeprune.costmodel import persist
-    from edgeprune.costmodel.fit import default_model_path
     from edgeprune.costmodel.persist import CostModelError
+    from edgeprune.costmodel.store import model_files
 
-    folder = default_model_path(device, "x", order[0], threads, metric).parent
-    files = {rt: sorted(folder.glob(f"*-{rt}-t{threads}-{metric}.json")) for rt in order}
+    files = {rt: model_files(f"*-{rt}-t{threads}-{metric}.json") for rt in order}
     if not any(files.values()):
         return None, None, None
     arch = _architecture(info)
