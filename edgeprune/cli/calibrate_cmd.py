@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from edgeprune_agent.sensors import CHOICES as SENSOR_CHOICES
 
-from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, load_model_and_space
+from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, check_choice, check_runtime,
+                                  load_model_and_space)
 from edgeprune.cli.output import Output, RichProgress
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.platform_calibrate import calibrate_platform
@@ -34,7 +36,7 @@ def calibrate_command(
     min_repeats: int = typer.Option(30, help="Minimum timed runs per point."),
     min_duration: float = typer.Option(0.3, help="Minimum timed seconds per point."),
     sensor: str = typer.Option("auto", help="Energy source on the local device: auto, rapl, estimate, none."),
-    table: Path = typer.Option(None, help="SQLite table (default: latency_tables/<device>.sqlite)."),
+    table: Path = typer.Option(None, help="SQLite table (default: <data folder>/latency_tables/<device>.sqlite)."),
     seed: int = typer.Option(0, help="Seed for the sampled points and variants (same seed resumes)."),
     platform: bool = typer.Option(False, "--platform", help="Measure for the device's platform model instead of "
                                   "one model: single-op micro-benchmarks of every op kind and random networks of "
@@ -46,6 +48,8 @@ def calibrate_command(
 ):
     """Measure single layers at sampled channel widths and whole-network variants; resumable."""
     out = Output(as_json)
+    check_runtime(runtime)
+    check_choice("--sensor", sensor, SENSOR_CHOICES)
     settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
                                min_duration_s=min_duration)
     if platform:

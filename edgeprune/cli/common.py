@@ -33,8 +33,20 @@ def check_metric(metric: str) -> None:
     """ValueError unless ``metric`` is latency or energy (checked before any slow work)."""
     from edgeprune.costmodel.dataset import METRIC_UNITS
 
-    if metric not in METRIC_UNITS:
-        raise ValueError(f"--metric must be one of {', '.join(sorted(METRIC_UNITS))}, got {metric!r}")
+    check_choice("--metric", metric, METRIC_UNITS)
+
+
+def check_choice(option: str, value: str, choices) -> None:
+    """ValueError unless ``value`` is one of ``choices`` (checked before any slow work)."""
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {', '.join(sorted(choices))}, got {value!r}")
+
+
+def check_runtime(runtime: str) -> None:
+    """ValueError unless edgeprune can measure on ``runtime``."""
+    from edgeprune.measure.export import runtime_format
+
+    runtime_format(runtime)
 
 
 def shape_option(text: str | None) -> str:

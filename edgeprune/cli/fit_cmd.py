@@ -6,8 +6,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, check_metric, load_model_and_space, parse_shape,
-                                  shape_option)
+from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, check_choice, check_metric, check_runtime,
+                                  load_model_and_space, parse_shape, shape_option)
 from edgeprune.cli.output import Output
 from edgeprune.cli.platform_cmd import fit_platform, platform_predict
 from edgeprune.costmodel import persist
@@ -34,8 +34,9 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
                 source: str = typer.Option("auto", "--from", help="layers, network, both, or auto (the one with the best "
                                                             "held-out accuracy)."),
                 runtime: str = RuntimeOpt, threads: int = ThreadsOpt,
-                table: Path = typer.Option(None, help="Latency table (default: latency_tables/<device>.sqlite)."),
-                out: Path = typer.Option(None, help="Output JSON (default: energy_models/...)."),
+                table: Path = typer.Option(None, help="Latency table (default: <data folder>/latency_tables/"
+                                                      "<device>.sqlite)."),
+                out: Path = typer.Option(None, help="Output JSON (default: <data folder>/cost_models/...)."),
                 platform: bool = typer.Option(False, "--platform", help="Fit the device's platform model from "
                                               "every network in the table (measured or imported), not one model."),
                 residual: str = typer.Option("auto", "--residual", help="--platform: boosted residual auto "
@@ -44,8 +45,9 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
     """Fit the bilinear cost model from a calibrated table and report its held-out accuracy."""
     o = Output(as_json)
     check_metric(metric)
-    if source not in SOURCES:
-        raise ValueError(f"--from must be one of {', '.join(SOURCES)}, got {source!r}")
+    check_runtime(runtime)
+    check_choice("--from", source, SOURCES)
+    check_choice("--residual", residual, ("auto", "none", "hgb"))
     if platform:
         return fit_platform(o, device, metric, runtime, threads, table, out, residual)
     _, shape, space = load_model_and_space(model, None, input_shape)
@@ -98,6 +100,7 @@ def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape:
     if weights is not None and widths is not None:
         raise ValueError("give --weights or --widths, not both")
     check_metric(metric)
+    check_runtime(runtime)
     net, shape = build_model(model, input_shape=parse_shape(input_shape))
     path = cost_model or find_model_file(device, model, runtime, threads, metric, shape)
     fallback = None if path else find_file(default_platform_path(device, runtime, threads, metric).name)

@@ -19,7 +19,8 @@ def import_command(
     source: str = typer.Option(None, "--source", help="Where the benchmark_model logs came from."),
     models_dir: Path = typer.Option(None, "--models-dir", help="Folder with the .tflite files the logs ran "
                                     "(default: the log's folder)."),
-    table: Path = typer.Option(None, help="SQLite table (default: latency_tables/<device>.sqlite, the first CSV "
+    table: Path = typer.Option(None, help="SQLite table (default: <data folder>/latency_tables/<device>.sqlite, "
+                               "the first CSV "
                                "row's device)."),
     as_json: bool = JsonOpt,
 ):

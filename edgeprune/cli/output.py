@@ -19,7 +19,7 @@ PIPE_WIDTH = 10_000  # a table piped to a file or another program is never cut t
 
 
 def _results_console(quiet: bool) -> Console:
-    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    piped = not sys.stdout.isatty()  # COLUMNS (often set by shells and test runners) would cut the table again
     return Console(quiet=quiet, width=PIPE_WIDTH if piped else None, soft_wrap=piped)
 
 
@@ -103,13 +103,16 @@ def run_guarded(invoke: Callable[[], object], as_json: bool) -> int:
         return fail(exc.format_message(), "see --help", USAGE, True)
     except click_exception as exc:
         return fail(exc.format_message(), None, exc.exit_code, as_json)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return fail("interrupted", None, INTERRUPTED, as_json)
     except Exception as exc:  # noqa: BLE001 - the one place every failure is reported
         if os.environ.get("EDGEPRUNE_DEBUG"):
             traceback.print_exc()
         return fail(*describe_error(exc), ERROR, as_json)
-    return rv if isinstance(rv, int) and not isinstance(rv, bool) else OK
+    code = rv if isinstance(rv, int) and not isinstance(rv, bool) else OK
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit code 130 before it reaches here
+        return fail("interrupted", "calibrate and compress resume where they stopped when run again", code, as_json)
+    return code
 
 
 class RichProgress:

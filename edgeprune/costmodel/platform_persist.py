@@ -17,7 +17,7 @@ FORMAT_VERSION = 1
 
 
 def default_platform_path(device: str, runtime: str, threads: int, metric: str) -> Path:
-    """energy_models/<device>-platform-<runtime>-t<threads>-<metric>.json"""
+    """<models dir>/<device>-platform-<runtime>-t<threads>-<metric>.json (where fit --platform writes)"""
     return models_dir() / f"{safe_name(device)}-platform-{runtime}-t{threads}-{metric}.json"
 
 
