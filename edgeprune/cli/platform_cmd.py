@@ -91,7 +91,7 @@ def platform_predict(o: Output, path: Path, device: str, model: str, input_shape
                              "cv_error": fit.get("cv_error_linear")},
               "predict_ms": took}
     o.emit(result)
-    o.print(f"no cost model fitted for {model} on {device}: using the platform model {path} "
+    o.log(f"no cost model fitted for {model} on {device}: using the platform model {path} "
             f"({meta['networks']['n']} networks of {len(meta['networks']['families'])} architecture(s), "
             f"cross-validated mean |error| {fit.get('cv_error_linear', float('nan')):.1%})")
     o.print(f"predicted {meta['metric']}: [bold]{value:.4g} {meta['unit']}[/] ({value / dense_value:.0%} of dense "
