@@ -14,19 +14,17 @@ from pathlib import Path
 
 
 from edgeprune.costmodel import persist
-from edgeprune.costmodel.dataset import Selection
+from edgeprune.costmodel.dataset import Selection, network_samples
 from edgeprune.costmodel.fit import fit_from_table
 from edgeprune.costmodel.store import default_model_path
-from edgeprune.costmodel.dataset import network_samples
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.costmodel.platform_data import network_features
-from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import architecture_hash, build_layer_space
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
-from edgeprune.models.layer_space import build_layer_space
 from edgeprune.tables.store import LatencyTable
 
 RESULTS = Path(__file__).parent / "results"

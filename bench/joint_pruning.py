@@ -25,17 +25,17 @@ from compression_quality import RESULTS, SHARED, adapt_dense
 
 from edgeprune.compress import CompressConfig, compress
 from edgeprune.data import load_data
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.prune.artifact import load_compressed
 from edgeprune.prune.ecc import EccSettings
-from edgeprune.prune.joint.blocks import remove_blocks
+from edgeprune.structure.blocks import remove_blocks
 from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.prune.joint.split import saving_split
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from edgeprune.train import evaluate
 
 METHODS = ("joint", "ecc", "slim")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgeprune.measure.graph_features import FEATURES_VERSION, graph_digest, onnx_features
 from edgeprune.measure.devices import LocalDevice
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.platform_plan import NetworkSpec, build_network, plan_networks, plan_ops
 from edgeprune.measure.settings import MeasureSettings
 

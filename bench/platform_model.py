@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.graph_features import FEATURES_VERSION, cached_spec_features, onnx_features, store_spec_features
 from edgeprune.measure.platform_plan import NetworkSpec, build_network
 from edgeprune.costmodel.metrics import accuracy_report

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models.resnet_cifar import PadShortcut
 from edgeprune.models.tracing import PadShortcutPruner

@@ -15,12 +15,12 @@ from edgeprune.costmodel.store import default_model_path, find_file, find_model_
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
 from edgeprune.export.onnx_parity import export_onnx
-from edgeprune.measure.export import to_onnx_bytes
-from edgeprune.measure.calibrate import architecture_hash, calibrate
+from edgeprune.formats import to_onnx_bytes
+from edgeprune.models.layer_space import architecture_hash, build_layer_space
+from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
-from edgeprune.models.layer_space import build_layer_space
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
 from edgeprune.progress import SILENT, Progress, point_reporter
 from edgeprune.paths import default_table
@@ -32,11 +32,11 @@ from edgeprune.prune.ecc import EccSettings, prune_ecc, select_ecc
 from edgeprune.prune.global_magnitude import prune_global
 from edgeprune.prune.halp import HalpSettings, prune_halp
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
-from edgeprune.prune.joint.blocks import apply_pruning, block_layers
+from edgeprune.structure.blocks import apply_pruning, block_layers
 from edgeprune.prune.joint.method import describe, floor_layers, joint_summary, prune_joint, replan
 from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.prune.netadapt import NetAdaptIncomplete, netadapt_search
-from edgeprune.prune.physical import min_widths
+from edgeprune.structure.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.prune.uniform import prune_uniform
 from edgeprune.selection_store import config_digest, load_selection, save_selection

@@ -9,11 +9,11 @@ from conftest import FAST, run_cli
 import numpy as np
 
 from edgeprune.costmodel.dataset import Selection, network_samples, reference_scale, row_value
-from edgeprune.measure.calibrate import architecture_hash, calibrate, plan_variants
+from edgeprune.models.layer_space import architecture_hash, build_layer_space
+from edgeprune.measure.calibrate import calibrate, plan_variants
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
-from edgeprune.models.layer_space import build_layer_space
 from edgeprune.tables.store import LatencyTable
 
 TINY = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01)

@@ -12,9 +12,8 @@ from edgeprune.costmodel.features import FeatureSpec
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
-from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import architecture_hash, build_layer_space
 from edgeprune.models import build_model
-from edgeprune.models.layer_space import build_layer_space
 
 TRUE_SPEC = FeatureSpec(1, 16, 8, 1)
 

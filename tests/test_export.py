@@ -12,7 +12,7 @@ from edgeprune.export.artifact import export_artifact
 from edgeprune.export.onnx_parity import ParityError, check_parity, export_onnx
 from edgeprune.export.samples import take_samples
 from edgeprune.export.tflite import export_tflite, interpreter_class, run_tflite
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.models import build_model
 from helpers_export import save_dir, trained_demo
 

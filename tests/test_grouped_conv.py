@@ -10,7 +10,7 @@ from edgeprune.measure.microbench import build_layer_model
 from edgeprune.measure.sampling import plan_layer_points
 from edgeprune.measure.variants import build_variant, check_widths, design_variant
 from edgeprune.models.layer_space import build_layer_space
-from edgeprune.prune.physical import allowed_widths, apply_kept, min_widths, round_widths
+from edgeprune.structure.physical import allowed_widths, apply_kept, min_widths, round_widths
 
 
 def grouped_net() -> nn.Sequential:

@@ -6,7 +6,7 @@ import pytest
 from edgeprune.costmodel import platform_persist
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.costmodel.residual import ResidualBooster
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.graph_features import onnx_features
 from edgeprune.measure.platform_plan import NetworkSpec, build_network, plan_networks
 from edgeprune.models.cellnet import cellnet

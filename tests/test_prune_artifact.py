@@ -8,7 +8,7 @@ import torch
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.artifact import ArtifactError, load_compressed, save_compressed
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 
 SMALL = {"widths": [16, 32, 32]}  # builder arguments travel in channels.json
 KEPT = {"conv1:out": [0, 2, 5, 7, 11], "conv2:out": list(range(1, 32, 2))}

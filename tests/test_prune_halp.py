@@ -8,7 +8,7 @@ import torch
 
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.halp import HalpSettings, knapsack, prune_halp
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from resnet_cost import resnet20_with_cost_model
 
 

@@ -16,19 +16,19 @@ from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.data import load_data
-from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import architecture_hash, build_layer_space
 from edgeprune.measure.registry import open_device
-from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.artifact import ArtifactError, load_compressed, read_info, save_compressed
 from edgeprune.prune.budget import InfeasibleBudget
-from edgeprune.prune.joint.blocks import apply_pruning, block_layers, rank_blocks, remove_blocks, removable_blocks
+from edgeprune.structure.blocks import apply_pruning, block_layers, remove_blocks, removable_blocks
+from edgeprune.prune.joint.ranking import rank_blocks
 from edgeprune.prune.joint.method import replan, prune_joint
 from edgeprune.prune.joint.polarize import polarization, polarization_penalty, sparse_train
 from edgeprune.prune.joint.scaling import batchnorms
 from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.prune.joint.thresholds import histogram_threshold, sparsity
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from edgeprune.train import CheckpointError
 
 SHAPE16 = (1, 3, 16, 16)  # resnet20 on 16x16 inputs: the real architecture at a quarter of the work

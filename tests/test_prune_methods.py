@@ -15,7 +15,7 @@ from edgeprune.models.zoo import build_model
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.global_magnitude import prune_global
 from edgeprune.prune.netadapt import NetAdaptIncomplete, netadapt_search, prune_netadapt
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from edgeprune.prune.short_tune import holdout_accuracy, take_batches
 from edgeprune.prune.uniform import prune_uniform
 from edgeprune.train import evaluate, train_from_scratch

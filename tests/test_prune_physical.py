@@ -6,7 +6,7 @@ import torch
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.importance import channel_importance, keep_top
-from edgeprune.prune.physical import allowed_widths, apply_kept, min_widths, round_widths
+from edgeprune.structure.physical import allowed_widths, apply_kept, min_widths, round_widths
 
 
 SMALL = {"demo_cnn": {"widths": (16, 32, 32)}}  # fixed widths: the tests name channel indices

@@ -11,7 +11,7 @@ from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.artifact import load_compressed, save_compressed
 from edgeprune.prune.importance import channel_importance, keep_top
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from edgeprune.prune.schedule import agp_sparsity, prune_on_schedule, schedule_widths, split_epochs
 from edgeprune.train import evaluate
 

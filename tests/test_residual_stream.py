@@ -13,7 +13,7 @@ from edgeprune.models.resnet_cifar import PadShortcut
 from edgeprune.models.zoo import build_model
 from edgeprune.prune.artifact import load_compressed, save_compressed
 from edgeprune.prune.importance import channel_importance
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 
 STREAM_SHORTCUTS = {"layer2.0.conv2:out": "layer2.0.shortcut", "layer3.0.conv2:out": "layer3.0.shortcut"}
 

@@ -76,7 +76,7 @@ def test_node_names_of_nested_models_map_to_module_names():
     import onnx
     import torch.nn as nn
 
-    from edgeprune.measure.export import to_onnx_bytes
+    from edgeprune.formats import to_onnx_bytes
 
     net, shape = build_model("mobilenetv2")
     convs = {n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}

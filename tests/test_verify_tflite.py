@@ -10,7 +10,7 @@ from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from edgeprune.verify import VerifyError, verify
 from helpers_export import synthetic_cost_model
 
@@ -69,7 +69,7 @@ def test_no_cost_model_leaves_the_prediction_empty_and_a_missing_one_is_an_error
 
 def test_a_file_spec_model_finds_its_cost_model_by_architecture(tmp_path, monkeypatch):
     """channels.json records `file.py:fn` with an absolute path; fit keyed the cost model by the spec as typed."""
-    from edgeprune.measure.calibrate import architecture_hash
+    from edgeprune.models.layer_space import architecture_hash
 
     (tmp_path / "mine.py").write_text("from edgeprune.models.demo_cnn import demo_cnn\n\n\n"
                                       "def build():\n    return demo_cnn(), (1, 1, 8, 8)\n")

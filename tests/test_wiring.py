@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.export.onnx_parity import check_parity
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.tracing import GraphError
-from edgeprune.prune.graph import build_graph, group_root, out_group
-from edgeprune.prune.physical import apply_kept, leading_channels
+from edgeprune.structure.graph import build_graph, group_root, out_group
+from edgeprune.structure.physical import apply_kept, leading_channels
 from conftest import run_cli
 from shufflenet_style import channel_shuffle, flat_shuffle, op_shuffle, shufflenet_style
 

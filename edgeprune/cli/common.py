@@ -44,7 +44,7 @@ def check_choice(option: str, value: str, choices) -> None:
 
 def check_runtime(runtime: str) -> None:
     """ValueError unless edgeprune can measure on ``runtime``."""
-    from edgeprune.measure.export import runtime_format
+    from edgeprune.formats import runtime_format
 
     runtime_format(runtime)
 

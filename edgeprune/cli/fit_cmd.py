@@ -15,7 +15,7 @@ from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, fit_from_table
 from edgeprune.costmodel.platform_persist import default_platform_path
 from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
-from edgeprune.measure.calibrate import architecture_hash
+from edgeprune.models.layer_space import architecture_hash
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.widths import parse_widths, widths_from_checkpoint

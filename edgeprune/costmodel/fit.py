@@ -13,8 +13,7 @@ from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.model import CostModel
 from edgeprune.errors import EdgepruneError
-from edgeprune.measure.calibrate import architecture_hash
-from edgeprune.models.layer_space import LayerSpace
+from edgeprune.models.layer_space import LayerSpace, architecture_hash
 from edgeprune.tables.store import LatencyTable
 
 HELDOUT_EVERY = 3  # every third non-dense variant is held out

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from edgeprune.costmodel.dataset import Selection, reference_scale, row_value
-from edgeprune.measure.export import export_model
+from edgeprune.formats import export_model
 from edgeprune.measure.graph_features import cached_spec_features, store_spec_features
 from edgeprune.measure.importing import features_for
 from edgeprune.tables.store import LatencyTable, canonical

@@ -39,7 +39,7 @@ def theoretical_speedup(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
 
 def measured_latency_ms(model: nn.Module, input_shape: tuple[int, ...], min_duration_s: float = 0.2) -> float:
     """Median onnxruntime latency of the model exported as dense ONNX."""
-    from edgeprune.measure.export import to_onnx_bytes
+    from edgeprune.formats import to_onnx_bytes
     from edgeprune_agent import measure_model
 
     return float(measure_model(to_onnx_bytes(model, input_shape), min_duration_s=min_duration_s)

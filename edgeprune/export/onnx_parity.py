@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.samples import take_samples
-from edgeprune.measure.export import to_onnx_bytes
+from edgeprune.formats import to_onnx_bytes
 
 
 class ParityError(EdgepruneError):

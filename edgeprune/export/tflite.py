@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from edgeprune.export.onnx_parity import ParityError, ParityReport
 from edgeprune.export.samples import take_samples
-from edgeprune.measure.export import ExportError, to_tflite_bytes
+from edgeprune.formats import ExportError, to_tflite_bytes
 
 
 class NHWCInput(nn.Module):
@@ -46,15 +46,15 @@ def interpreter_class():
 
 def run_tflite(tflite_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """Float outputs of the TFLite model for float inputs ``x`` (in the file's layout), batch by batch."""
-    from edgeprune_agent.backends.litert import _allocated
+    from edgeprune_agent.backends.litert import allocated_interpreter
 
     try:
-        interp = _allocated(interpreter_class(), tflite_bytes, 1, default_delegates=True)
+        interp = allocated_interpreter(interpreter_class(), tflite_bytes, 1, default_delegates=True)
     except RuntimeError as exc:
         if "delegate" not in str(exc).lower():
             raise
         # XNNPACK refuses some int8 graphs; the built-in kernels compute the same model.
-        interp = _allocated(interpreter_class(), tflite_bytes, 1, default_delegates=False)
+        interp = allocated_interpreter(interpreter_class(), tflite_bytes, 1, default_delegates=False)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     batch = int(inp["shape"][0])
     outs = []

@@ -1,7 +1,6 @@
 """Calibration: measure single layers at sampled widths and whole-network variants into a latency table."""
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass, field
@@ -10,13 +9,13 @@ from typing import Callable, Iterator
 
 import torch.nn as nn
 
-from edgeprune.measure.export import export_model
+from edgeprune.formats import export_model
 from edgeprune.measure.fleet import Job, check_fleet, run_jobs
 from edgeprune.measure.microbench import layer_model_bytes
 from edgeprune.measure.sampling import plan_layer_points
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.measure.variants import build_variant, design_variant
-from edgeprune.models.layer_space import LayerSpace
+from edgeprune.models.layer_space import LayerSpace, architecture_hash
 from edgeprune.tables.store import LatencyTable, canonical, point_key
 
 # Called after each point: (phase, done, total, stored) with phase "layers" or "network".
@@ -49,11 +48,6 @@ class CalibrationResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def architecture_hash(space: LayerSpace) -> str:
-    """Identity of a model's structure (layers, widths, groups, input shape)."""
-    return hashlib.sha256(canonical(space.to_dict()).encode()).hexdigest()[:16]
 
 
 DESIGN_LOW, NARROW_LOW = 0.2, 0.05  # lowest share of a group's width that design variants draw

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.measure.export import FORMATS, ExportError, export_model
+from edgeprune.formats import FORMATS, ExportError, export_model
 from edgeprune.measure.graph_features import GraphFeatureError, graph_digest, onnx_features
 from edgeprune.tables.store import LatencyTable, canonical, point_key
 

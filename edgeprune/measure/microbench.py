@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from edgeprune.measure.export import export_model, runtime_format
+from edgeprune.formats import export_model, runtime_format
 from edgeprune.models.layer_space import LayerSignature
 from edgeprune.paths import cache_dir
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from edgeprune.measure.export import export_model
+from edgeprune.formats import export_model
 from edgeprune.measure.fleet import Job, check_fleet, run_jobs
 from edgeprune.measure.graph_features import graph_digest
 from edgeprune.measure.importing import features_for

@@ -6,7 +6,7 @@ import random
 import torch.nn as nn
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.physical import apply_kept, leading_channels, round_widths
+from edgeprune.structure.physical import apply_kept, leading_channels, round_widths
 
 
 def check_widths(space: LayerSpace, widths: dict[str, int]) -> None:

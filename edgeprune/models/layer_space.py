@@ -1,6 +1,8 @@
 """Prunable layers of a model and the channel groups that must be pruned together."""
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 from dataclasses import asdict, dataclass, field
@@ -108,6 +110,12 @@ class LayerSpace:
         return {"input_shape": list(self.input_shape),
                 "layers": [{**asdict(l), "signature_key": l.signature.key()} for l in self.layers],
                 "groups": [asdict(g) for g in self.groups]}
+
+
+def architecture_hash(space: LayerSpace) -> str:
+    """Identity of a model's structure (layers, widths, groups, input shape)."""
+    text = json.dumps(space.to_dict(), sort_keys=True, separators=(",", ":"))  # the latency tables' canonical JSON
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _pair(v) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.weights import WeightsError, load_tensor_file
 from edgeprune.models.zoo import build_model
-from edgeprune.prune.joint.blocks import apply_pruning
+from edgeprune.structure.blocks import apply_pruning
 
 FORMAT = "edgeprune-compressed"
 VERSION = 2

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.physical import min_widths
+from edgeprune.structure.physical import min_widths
 
 # Per metric: its canonical unit and how many canonical units one of each accepted unit is.
 UNITS = {

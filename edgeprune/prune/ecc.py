@@ -14,9 +14,9 @@ from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.progress import SILENT, Progress
 from edgeprune.prune.budget import InfeasibleBudget
-from edgeprune.prune.channel_slices import channel_norms, group_slices
+from edgeprune.structure.channel_slices import channel_norms, group_slices
 from edgeprune.prune.importance import channel_importance, keep_top
-from edgeprune.prune.physical import keep_floor
+from edgeprune.structure.physical import keep_floor
 from edgeprune.prune.result import PruneResult
 
 

@@ -13,7 +13,7 @@ from edgeprune.models.layer_space import LayerSpace
 from edgeprune.progress import SILENT, Progress
 from edgeprune.prune.budget import check_reachable
 from edgeprune.prune.importance import channel_importance, keep_top
-from edgeprune.prune.physical import allowed_widths, apply_kept, keep_floor
+from edgeprune.structure.physical import allowed_widths, apply_kept, keep_floor
 from edgeprune.prune.result import PruneResult
 from edgeprune.prune.short_tune import short_tune, take_batches
 from edgeprune.train.batchnorm import recalibrate_bn

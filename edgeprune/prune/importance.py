@@ -11,7 +11,7 @@ import torch_pruning as tp
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.criteria import (WEIGHTED, accumulate_gradients, apoz_score, consumers, taylor_filter,
                                       zero_fractions)
-from edgeprune.prune.graph import build_graph, current_width, group_root, out_group
+from edgeprune.structure.graph import build_graph, current_width, group_root, out_group
 from edgeprune.prune.short_tune import take_batches
 
 MAGNITUDE = {"l1": 1, "l2": 2}

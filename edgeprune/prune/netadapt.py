@@ -12,7 +12,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import check_reachable
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
-from edgeprune.prune.physical import allowed_widths, apply_kept, keep_floor
+from edgeprune.structure.physical import allowed_widths, apply_kept, keep_floor
 from edgeprune.prune.result import CostFn, PruneResult
 from edgeprune.prune.short_tune import holdout_accuracy, short_tune, take_batches
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch.nn as nn
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.graph import prunable_names
+from edgeprune.structure.graph import prunable_names
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 from edgeprune.train import fine_tune, recalibrate_bn
 
 SCHEDULES = ("oneshot", "iterative", "agp")

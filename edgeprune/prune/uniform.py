@@ -9,7 +9,7 @@ from edgeprune.costmodel.macs import network_macs
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import check_reachable
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, check_criterion, keep_top
-from edgeprune.prune.physical import round_widths
+from edgeprune.structure.physical import round_widths
 from edgeprune.prune.result import CostFn, PruneResult
 
 

@@ -56,8 +56,7 @@ def _by_architecture(info: dict, device: str, order: list[str], threads: int, me
 
 def _architecture(info: dict) -> str | None:
     """Architecture hash of the artifact's base model (what a cost model records); None if it cannot be built."""
-    from edgeprune.measure.calibrate import architecture_hash
-    from edgeprune.models.layer_space import build_layer_space
+    from edgeprune.models.layer_space import architecture_hash, build_layer_space
     from edgeprune.models.zoo import build_model
 
     try:

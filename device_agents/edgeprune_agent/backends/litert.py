@@ -32,7 +32,7 @@ def check_magic(model_bytes: bytes) -> None:
         raise ModelInvalid("not a TFLite model: the flatbuffer identifier 'TFL3' is missing at bytes 4..8")
 
 
-def _allocated(interpreter_cls, model_bytes: bytes, threads: int, default_delegates: bool):
+def allocated_interpreter(interpreter_cls, model_bytes: bytes, threads: int, default_delegates: bool):
     """An interpreter with tensors allocated, with or without the default (XNNPACK) delegate."""
     kwargs = {"model_content": bytes(model_bytes), "num_threads": threads}
     if not default_delegates:
@@ -63,13 +63,13 @@ class LiteRtModel:
         check_magic(model_bytes)
         self.delegate = "default (XNNPACK)"
         try:
-            self._interp = _allocated(interpreter_cls, model_bytes, threads, default_delegates=True)
+            self._interp = allocated_interpreter(interpreter_cls, model_bytes, threads, default_delegates=True)
         except RuntimeError as exc:
             if "delegate" not in str(exc).lower():
                 raise ModelInvalid(f"LiteRT could not load the model: {exc}") from exc
             # XNNPACK refuses some graphs (seen with int8 ResNets); the built-in kernels still run them.
             try:
-                self._interp = _allocated(interpreter_cls, model_bytes, threads, default_delegates=False)
+                self._interp = allocated_interpreter(interpreter_cls, model_bytes, threads, default_delegates=False)
             except Exception as again:  # the interpreter raises ValueError/RuntimeError on bad flatbuffers
                 raise ModelInvalid(f"LiteRT could not load the model: {again}") from again
             self.delegate = "none (XNNPACK refused the graph)"

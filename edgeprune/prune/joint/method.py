@@ -9,7 +9,8 @@ import torch.nn as nn
 
 from edgeprune.costmodel.model import CostModel
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.joint.blocks import block_layers, block_members, rank_blocks, removable_blocks
+from edgeprune.structure.blocks import block_layers, block_members, removable_blocks
+from edgeprune.prune.joint.ranking import rank_blocks
 from edgeprune.prune.joint.histograms import pyplot, save_histograms
 from edgeprune.prune.joint.polarize import sparse_train
 from edgeprune.prune.joint.scaling import batchnorms, gammas, group_bns

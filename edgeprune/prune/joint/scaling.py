@@ -5,7 +5,7 @@ import numpy as np
 import torch.nn as nn
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.channel_slices import group_slices
+from edgeprune.structure.channel_slices import group_slices
 
 
 def batchnorms(model: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:

@@ -8,9 +8,9 @@ import numpy as np
 
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import InfeasibleBudget
-from edgeprune.prune.joint.blocks import block_layers, block_members
+from edgeprune.structure.blocks import block_layers, block_members
 from edgeprune.prune.importance import keep_top
-from edgeprune.prune.physical import allowed_widths
+from edgeprune.structure.physical import allowed_widths
 
 # Predicted network cost at per-group widths with some layers removed.
 JointCostFn = Callable[[dict[str, int], list[str]], float]

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.graph import build_graph
+from edgeprune.structure.graph import build_graph
 
 Slice = tuple[nn.Parameter, int]  # (parameter, dimension indexed by the group's channels)
 

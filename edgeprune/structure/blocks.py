@@ -1,4 +1,4 @@
-"""Layer-pruning units: residual blocks that can be replaced by their identity shortcut, ranking and removal."""
+"""Residual blocks that can be replaced by their identity shortcut, their removal, and channel+block pruning."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,7 +8,7 @@ import torch.nn as nn
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.models.mobilenetv2 import InvertedResidual
 from edgeprune.models.resnet_cifar import BasicBlock
-from edgeprune.prune.physical import apply_kept
+from edgeprune.structure.physical import apply_kept
 
 
 def is_removable(module: nn.Module) -> bool:
@@ -32,18 +32,6 @@ def block_members(names: Iterable[str], blocks: Iterable[str]) -> list[str]:
 def block_layers(space: LayerSpace, blocks: Iterable[str]) -> list[str]:
     """The conv/linear layers of ``space`` that removing ``blocks`` deletes."""
     return block_members((layer.name for layer in space.layers), blocks)
-
-
-def rank_blocks(blocks: list[str], sparsity: dict[str, float], mean_gamma: dict[str, float]) -> list[str]:
-    """Blocks, least important first: importance is the mean sparsity of the BN layers inside (sparser = less
-    important), ties broken by their mean |γ|; a block without scored BN layers ranks last."""
-    def key(block: str):
-        inside = block_members(sparsity, [block])
-        if not inside:
-            return (1, 0.0, 0.0)
-        return (0, -sum(sparsity[n] for n in inside) / len(inside), sum(mean_gamma[n] for n in inside) / len(inside))
-
-    return sorted(blocks, key=key)
 
 
 def remove_blocks(model: nn.Module, blocks: Iterable[str]) -> nn.Module:

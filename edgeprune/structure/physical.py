@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import torch.nn as nn
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.prune.graph import build_graph, current_width, group_root, out_group, prunable_names
+from edgeprune.structure.graph import build_graph, current_width, group_root, out_group, prunable_names
 
 
 def check_kept(name: str, idxs: Iterable[int], width: int, divisor: int = 1) -> list[int]:

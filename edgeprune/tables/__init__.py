@@ -1,0 +1,1 @@
+"""SQLite latency/energy tables: measured points with their provenance."""
