@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 import edgeprune
 from edgeprune.cli.main import app
-from edgeprune.cli.output import run_guarded
+from edgeprune.cli.output import Output, run_guarded
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.progress import point_reporter
@@ -60,6 +60,16 @@ def test_an_internal_error_is_still_one_json_object(capsys):
     err = json.loads(captured.out)
     assert err["error"].startswith("internal error") and "EDGEPRUNE_DEBUG" in err["hint"]
     assert "Traceback" not in captured.err
+
+
+def test_json_stdout_carries_the_object_alone_whatever_else_prints(capsys):
+    def noisy_command():
+        print("a library talking on stdout")
+        Output(as_json=True).emit({"result": 1})
+
+    assert run_guarded(noisy_command, as_json=True) == 0
+    captured = capsys.readouterr()
+    assert captured.out == '{"result": 1}\n' and "a library talking" in captured.err
 
 
 def test_compress_rejects_a_budget_in_another_metric_before_calibrating(tmp_path):

@@ -61,7 +61,7 @@ def calibrate_command(
     names = expand_devices(device)
     devs = [open_device(name, sensor=sensor) for name in names]
     path = table or default_table(device[0])
-    bar = RichProgress()
+    bar = RichProgress(out.console)
     with LatencyTable(path) as tbl:
         try:
             result = calibrate(devs if len(devs) > 1 else devs[0], model, net, space, tbl, runtime, settings,
@@ -97,7 +97,7 @@ def _calibrate_platform(out: Output, device: list[str], sensor: str, table: Path
         raise ValueError("--op-points and --platform-networks must be >= 0 and --network-passes >= 1")
     devs = [open_device(name, sensor=sensor) for name in expand_devices(device)]
     path = table or default_table(device[0])
-    bar = RichProgress()
+    bar = RichProgress(out.console)
     with LatencyTable(path) as tbl:
         try:
             result = calibrate_platform(devs if len(devs) > 1 else devs[0], tbl, runtime, settings, op_points,

@@ -87,7 +87,7 @@ def compress_command(model: str = ModelOpt,
                                              bin_width=bin_width, max_blocks=max_blocks,
                                              histogram_png=str(gamma_histograms) if gamma_histograms else None),
                          cost_model=cost_model)
-    summary = compress(cfg, say=o.log, reporter=RichProgress())
+    summary = compress(cfg, say=o.log, reporter=RichProgress(o.console))
     o.emit(summary)
     print_summary(o, summary)
 
@@ -136,7 +136,7 @@ def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epoc
     o.log("training the demo CNN on scikit-learn's digits (10 epochs)")
     data = load_data("digits")
     net, _ = build_model("demo_cnn")
-    bar = RichProgress()
+    bar = RichProgress(o.console)
     train_from_scratch(net, data, 10, reporter=bar)
     out.mkdir(parents=True, exist_ok=True)
     import torch

@@ -24,7 +24,7 @@ def export_command(model_dir: Path = typer.Option(..., "--model-dir", help="Dire
     from edgeprune.export.artifact import export_artifact
 
     o = Output(as_json)
-    bar = RichProgress()
+    bar = RichProgress(o.console)
     bar.start(f"export {fmt}{' int8' if int8 else ''} + parity check", 1)
     try:
         r = export_artifact(model_dir, fmt, int8, data, out, samples, nhwc, data_limit=data_limit)

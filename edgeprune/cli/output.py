@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import traceback
+from contextlib import redirect_stdout
 from typing import Callable
 
 import typer
@@ -16,6 +17,17 @@ from edgeprune.errors import EdgepruneError
 
 OK, ERROR, USAGE, OVER_BUDGET, INTERRUPTED = 0, 1, 2, 3, 130
 PIPE_WIDTH = 10_000  # a table piped to a file or another program is never cut to the terminal's 80 columns
+_json_stdout: list = []  # the real stdout while a --json command runs; anything else printed goes to stderr
+
+
+def _json_stream():
+    return _json_stdout[-1] if _json_stdout else sys.stdout
+
+
+def _write_json(obj: dict) -> None:
+    out = _json_stream()
+    out.write(json.dumps(obj, default=str) + "\n")
+    out.flush()
 
 
 def _results_console(quiet: bool) -> Console:
@@ -46,8 +58,7 @@ class Output:
     def emit(self, obj: dict) -> None:
         """The command's one JSON object (only with --json)."""
         if self.as_json:
-            sys.stdout.write(json.dumps(obj, default=str) + "\n")
-            sys.stdout.flush()
+            _write_json(obj)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -73,8 +84,7 @@ def describe_error(exc: BaseException) -> tuple[str, str | None]:
 def fail(message: str, hint: str | None, code: int, as_json: bool) -> int:
     """Say what went wrong (a JSON error object on stdout with --json, else a line on stderr); return ``code``."""
     if as_json:
-        sys.stdout.write(json.dumps({"error": message, "hint": hint, "exit_code": code}) + "\n")
-        sys.stdout.flush()
+        _write_json({"error": message, "hint": hint, "exit_code": code})
     else:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(f"[bold red]error:[/] {escape(message)}")
@@ -90,7 +100,19 @@ def _click_errors() -> tuple[type[Exception], type[Exception]]:
 
 
 def run_guarded(invoke: Callable[[], object], as_json: bool) -> int:
-    """Run the command line; every outcome becomes an exit code (0 ok, 1 error, 2 usage, 3 over budget)."""
+    """Run the command line; every outcome becomes an exit code (0 ok, 1 error, 2 usage, 3 over budget). With
+    --json, whatever a library prints goes to stderr, so stdout carries the command's one JSON object alone."""
+    if not as_json:
+        return _run(invoke, False)
+    _json_stdout.append(sys.stdout)
+    try:
+        with redirect_stdout(sys.stderr):
+            return _run(invoke, True)
+    finally:
+        _json_stdout.pop()
+
+
+def _run(invoke: Callable[[], object], as_json: bool) -> int:
     usage_error, click_exception = _click_errors()
     try:
         rv = invoke()
@@ -118,13 +140,14 @@ def run_guarded(invoke: Callable[[], object], as_json: bool) -> int:
 class RichProgress:
     """One rich progress bar on stderr (step/total, elapsed, ETA) for the phase that runs now; also under --json."""
 
-    def __init__(self):
+    def __init__(self, console: Console | None = None):
+        """``console``: the stderr console the command logs to, so its lines print above the bar, not through it."""
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                             console=Console(stderr=True), transient=False,
+                             console=console or Console(stderr=True), transient=False,
                              # stdout is the results' (and --json's) alone: never route it through the bar
                              redirect_stdout=False, redirect_stderr=False)
         self._task = None
