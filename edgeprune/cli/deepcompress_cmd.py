@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt
-from edgeprune.cli.output import Output
+from edgeprune.cli.output import Output, RichProgress
 
 
 def _load(model_dir: Path | None, model: str | None, weights: Path | None):
@@ -54,7 +54,7 @@ def deep_compress_command(model_dir: Path = typer.Argument(None, help="A compres
     bundle = load_data(data)
     summary, _ = deep_compress(net, bundle, prune=prune, conv_bits=conv_bits, fc_bits=fc_bits, epochs=epochs,
                                centroid_epochs=centroid_epochs, lr=lr, input_shape=shape, measure=measure,
-                               out=out, say=o.log)
+                               out=out, say=o.log, reporter=RichProgress(o.console))
     summary.update(model=source, data=data)
     o.emit(summary)
     print_deep_summary(o, summary)
