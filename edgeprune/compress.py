@@ -209,7 +209,10 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
         return netadapt_search(work, space, cost_fn, target, data, round_to=cfg.round_to,
                                short_tune_steps=cfg.netadapt_tune_steps, step_fraction=cfg.netadapt_step,
-                               start=start, min_keep=cfg.netadapt_min_keep, **ranking)
+                               start=start, min_keep=cfg.netadapt_min_keep, **ranking,
+                               progress=lambda r: say(f"netadapt step {r['iter']}: {r['group']} → {r['width']}, "
+                                                      f"predicted {r['cost']:.4g} {budget.unit} (target "
+                                                      f"{r['target']:.4g}), held-out accuracy {r['accuracy']:.2%}"))
 
     def halp_to(target: float, settings: HalpSettings = halp, start=None):
         return prune_halp(work, space, lambda ws: cost_model.predict(list(ws)), target, data, settings,
@@ -234,7 +237,7 @@ def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterio
     elif cfg.method == "joint":
         result = prune_joint(work, space, cost_model, budget.value, data, cfg.joint, round_to=cfg.round_to,
                              checkpoint_dir=Path(cfg.out) / "sparse-checkpoints",
-                             progress=lambda r: say(describe(r)))
+                             progress=lambda r: say(describe(r)), reporter=reporter)
     else:
         result = baseline_to(budget.value)
 

@@ -348,6 +348,7 @@ def test_compress_joint_cli_reports_blocks_and_channels(joint_workspace):
     assert split["depth_share"] + split["width_share"] == pytest.approx(1.0) and split["depth_share"] > 0
     assert (tmp / "gamma.png").stat().st_size > 0
     assert (tmp / "out" / "sparse-checkpoints" / "last.pt").is_file()
+    assert "sparse training" in proc.stderr  # its progress bar, on stderr under --json
     model, info = load_compressed(s["artifacts"]["model_dir"])
     assert info["blocks_removed"] == s["blocks_removed"] and info["widths"] == s["compressed"]["widths"]
     assert all(isinstance(model.get_submodule(b), torch.nn.Identity) for b in s["blocks_removed"])
