@@ -37,6 +37,11 @@ def config_dir() -> Path:
     return Path(env) if env else home()
 
 
+def legacy_config_dir() -> Path:
+    """Where versions before the data folder kept registered devices (``~/.config/edgeprune``)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "edgeprune"
+
+
 def tables_dir() -> Path:
     """Latency tables (``EDGEPRUNE_TABLES_DIR``, else ``<home>/latency_tables``)."""
     env = os.environ.get("EDGEPRUNE_TABLES_DIR")

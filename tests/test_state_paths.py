@@ -36,6 +36,21 @@ def test_one_variable_moves_everything_and_the_narrow_ones_still_win(bare_env, t
     assert paths.tables_dir() == tmp_path / "t" and paths.models_dir() == tmp_path / "h" / "cost_models"
 
 
+def test_a_device_registered_where_older_versions_kept_them_gets_a_hint(bare_env, tmp_path):
+    from edgeprune.measure.registry import DeviceConfigError, open_device
+
+    bare_env.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    bare_env.setenv("EDGEPRUNE_HOME", str(tmp_path / "h"))
+    (tmp_path / "cfg" / "edgeprune").mkdir(parents=True)
+    (tmp_path / "cfg" / "edgeprune" / "devices.json").write_text(json.dumps({"pi": {"url": "http://pi:8765"}}))
+    with pytest.raises(DeviceConfigError, match="unknown device 'pi'") as err:
+        open_device("pi")
+    assert str(tmp_path / "cfg" / "edgeprune" / "devices.json") in err.value.hint
+    with pytest.raises(DeviceConfigError) as other:
+        open_device("nano")
+    assert other.value.hint is None
+
+
 def _save(shape, path=None):
     net, _ = build_model("demo_cnn", input_shape=shape)
     prov = {"device": {"name": "local"}, "runtime": {"name": "onnxruntime", "threads": 1}, "metric": "latency",
