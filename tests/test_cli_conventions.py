@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 
 import edgeprune
 from edgeprune.cli.main import app
-from edgeprune.cli.output import Output, run_guarded
+from edgeprune.cli import output
+from edgeprune.cli.output import Output, RichProgress, run_guarded
+from edgeprune.errors import EdgepruneError
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.progress import point_reporter
@@ -70,6 +72,20 @@ def test_json_stdout_carries_the_object_alone_whatever_else_prints(capsys):
     assert run_guarded(noisy_command, as_json=True) == 0
     captured = capsys.readouterr()
     assert captured.out == '{"result": 1}\n' and "a library talking" in captured.err
+
+
+def test_a_failure_mid_phase_closes_the_bar_and_still_reports(capsys):
+    def failing_phase():
+        bar = RichProgress()
+        bar.start("calibrate layers", 10)
+        bar.advance(3)
+        raise EdgepruneError("the device went away", hint="run the same command again to resume")
+
+    assert run_guarded(failing_phase, as_json=True) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"error": "the device went away", "exit_code": 1,
+                                        "hint": "run the same command again to resume"}
+    assert "calibrate layers" in captured.err and "3/10" in captured.err and not output._live_bars
 
 
 def test_compress_rejects_a_budget_in_another_metric_before_calibrating(tmp_path):

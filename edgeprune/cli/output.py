@@ -18,6 +18,7 @@ from edgeprune.errors import EdgepruneError
 OK, ERROR, USAGE, OVER_BUDGET, INTERRUPTED = 0, 1, 2, 3, 130
 PIPE_WIDTH = 10_000  # a table piped to a file or another program is never cut to the terminal's 80 columns
 _json_stdout: list = []  # the real stdout while a --json command runs; anything else printed goes to stderr
+_live_bars: set = set()  # bars drawing now; a command that fails mid-phase leaves none behind (nor a hidden cursor)
 
 
 def _json_stream():
@@ -53,7 +54,7 @@ class Output:
 
     def warn(self, message: str) -> None:
         """A warning line on stderr."""
-        self.console.print(f"[bold yellow]warning:[/] {message}")
+        self.console.print(f"[bold yellow]warning:[/] {escape(message)}")
 
     def emit(self, obj: dict) -> None:
         """The command's one JSON object (only with --json)."""
@@ -115,7 +116,11 @@ def run_guarded(invoke: Callable[[], object], as_json: bool) -> int:
 def _run(invoke: Callable[[], object], as_json: bool) -> int:
     usage_error, click_exception = _click_errors()
     try:
-        rv = invoke()
+        try:
+            rv = invoke()
+        finally:
+            for bar in list(_live_bars):
+                bar.finish()
     except usage_error as exc:
         if not as_json:
             from typer import rich_utils
@@ -157,6 +162,7 @@ class RichProgress:
         self.finish()
         self._bar.start()
         self._task = self._bar.add_task(phase, total=max(1, total))
+        _live_bars.add(self)
 
     def advance(self, steps: int = 1) -> None:
         """Move the current bar on."""
@@ -169,3 +175,4 @@ class RichProgress:
             self._bar.stop()
             self._bar.remove_task(self._task)
             self._task = None
+            _live_bars.discard(self)
