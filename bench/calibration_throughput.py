@@ -98,8 +98,8 @@ def agent_overhead(model_name: str, n_layers: int, settings: MeasureSettings, tm
                 t0 = time.perf_counter()
                 res = dev.measure(data, "onnxruntime", settings)
                 row[f"{name}_wall_s"] = time.perf_counter() - t0
-                row[f"{name}_median_ms"] = res["latency_ms"]["median"]
-                row[f"{name}_run_cv"] = res["latency_ms"]["run_cv"]
+                row[f"{name}_median_ms"] = res.latency.median
+                row[f"{name}_run_cv"] = res.latency.run_cv
             rows.append(row)
     finally:
         proc.terminate()

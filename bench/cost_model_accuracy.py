@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection, network_samples
 from edgeprune.costmodel.fit import fit_from_table
 from edgeprune.costmodel.store import default_model_path
@@ -76,8 +75,8 @@ def main() -> None:
             fit = fit_from_table(table, "local", name, space, Selection(cal.fingerprint_id, threads=args.threads),
                                  "latency", "auto")
         spaces[name], fits[name] = space, fit
-        path = persist.save(fit.model, fit.provenance,
-                            default_model_path("local", name, "onnxruntime", args.threads, "latency", shape))
+        path = fit.model.save(default_model_path("local", name, "onnxruntime", args.threads, "latency", shape),
+                              fit.provenance)
         r = fit.report
         candidates = {p: h for p, h in r["heldout"].items() if p.startswith("bilinear") and "error" not in h}
         best = max(candidates, key=lambda p: (candidates[p]["within_5"], -candidates[p]["median_ape"]))

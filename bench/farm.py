@@ -131,7 +131,7 @@ def overhead(farm: FarmDevice, agent: AgentDevice, jobs: int, settings: MeasureS
             t0 = time.perf_counter()
             res = dev.measure(data, "onnxruntime", settings)
             rtt = time.perf_counter() - t0
-            rows[name].append((rtt - res["wall_s"]) * 1000)
+            rows[name].append((rtt - res.result["wall_s"]) * 1000)
             if name == "farm":
                 rows["farm_in_worker"].append((res["farm"]["job_s"] - res["wall_s"]) * 1000)
                 rows["wall"].append(res["wall_s"] * 1000)

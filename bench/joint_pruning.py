@@ -45,7 +45,7 @@ ECC_STEPS = 20  # SGD steps per ADMM round
 def measure_ms(model, shape) -> float:
     """Median latency of ``model`` on the local CPU (onnxruntime, 1 thread, at least 1 s of repeats)."""
     result = open_device("local").measure(to_onnx_bytes(model, shape), "onnxruntime", MeasureSettings(min_duration_s=1))
-    return float(result["latency_ms"]["median"])
+    return result.latency.median
 
 
 def measured_split(name: str, weights: Path, summary: dict, dense_ms: float) -> dict:

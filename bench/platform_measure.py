@@ -45,14 +45,14 @@ def measure_network(device: LocalDevice, spec: NetworkSpec, passes: int) -> dict
     data = to_onnx_bytes(net, shape)
     feats = onnx_features(data)
     runs = [device.measure(data, "onnxruntime", SETTINGS) for _ in range(passes)]
-    medians = [r["latency_ms"]["median"] for r in runs]
+    medians = [r.latency.median for r in runs]
     return {"spec": spec.to_dict(), "digest": graph_digest(data), "features": feats,
             "features_version": FEATURES_VERSION,
             "latency_ms": statistics.median(medians), "passes_ms": medians,
             "pass_cv": statistics.pstdev(medians) / statistics.mean(medians),
-            "reference_ms": [(r.get("reference") or {}).get("median_ms") for r in runs],
-            "runtime_version": runs[0]["runtime"]["version"], "fingerprint_id": runs[0]["device"]["fingerprint_id"],
-            "settings": SETTINGS.as_kwargs(), "finished_at": runs[-1]["finished_at"],
+            "reference_ms": [r.reference_ms for r in runs],
+            "runtime_version": runs[0].runtime_version, "fingerprint_id": runs[0].fingerprint_id,
+            "settings": SETTINGS.as_kwargs(), "finished_at": runs[-1].result["finished_at"],
             "wall_s": time.perf_counter() - t0}
 
 

@@ -41,7 +41,7 @@ def cell_onnx(work: Path, run: dict) -> bytes | None:
 
 def median_ms(device, onnx: bytes) -> float:
     result = device.measure(onnx, "onnxruntime", MeasureSettings(threads=1))
-    return float(result["latency_ms"]["median"])
+    return result.latency.median
 
 
 def main() -> None:

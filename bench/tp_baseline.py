@@ -34,7 +34,7 @@ def tp_prune(net: nn.Module, shape: tuple[int, ...], ratio: float) -> nn.Module:
 def measured_ms(device, model: nn.Module, shape: tuple[int, ...], threads: int = 1) -> float:
     """Median latency of ``model`` on ``device`` (onnxruntime)."""
     result = device.measure(to_onnx_bytes(model, shape), "onnxruntime", MeasureSettings(threads=threads))
-    return float(result["latency_ms"]["median"])
+    return result.latency.median
 
 
 def prune_to_measured_budget(net: nn.Module, shape: tuple[int, ...], device, budget_ms: float,

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Callable
 
 
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
 from edgeprune.costmodel.fit import fit_from_table
 from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
 from edgeprune.costmodel.macs import network_macs
+from edgeprune.costmodel.model import CostModel
 from edgeprune.data import load_data
 from edgeprune.export.onnx_parity import export_onnx
 from edgeprune.formats import to_onnx_bytes
@@ -20,6 +20,7 @@ from edgeprune.models.layer_space import architecture_hash, build_layer_space
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measurement import Measurement
 from edgeprune.models import build_model
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
 from edgeprune.progress import SILENT, Progress, point_reporter
@@ -103,9 +104,9 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, reporte
     arch = architecture_hash(space)
     fingerprint = device.info()["fingerprint_id"]
     if Path(path).is_file():
-        meta = persist.load(path)[1]
+        meta = CostModel.load(path)[1]
         if meta["device"]["fingerprint_id"] == fingerprint and meta["model"]["architecture_hash"] == arch:
-            model, meta = persist.load(path, architecture_hash=arch, fingerprint_id=fingerprint)
+            model, meta = CostModel.load(path, architecture_hash=arch, fingerprint_id=fingerprint)
             say(f"cost model: {path} (fitted {meta['fitted_at']})")
             return model, meta, str(path)
         say(f"{path} was fitted for another device or architecture: refitting for this one")
@@ -119,30 +120,23 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, reporte
         reporter.finish()
         fit = fit_from_table(table, cfg.device, cfg.model, space, Selection(cal.fingerprint_id, cfg.runtime,
                                                                           cfg.threads), cfg.metric, "auto")
-    persist.save(fit.model, fit.provenance, path)
+    fit.model.save(path, fit.provenance)
     return fit.model, fit.provenance, str(path)
 
 
-def _measure(device, onnx: bytes, cfg: CompressConfig, reference_ms: float | None = None) -> dict:
-    result = device.measure(onnx, cfg.runtime, MeasureSettings(threads=cfg.threads))
-    ref = result.get("reference")
-    # The cost model predicts at the table's typical machine speed; this puts the measurement on the same footing.
-    corrected = ref["ratio"] * reference_ms if ref and reference_ms and cfg.metric == "latency" else None
-    energy = result.get("energy_mj")
-    energy_label = None
-    if energy:
-        energy_label = (f"estimate ({energy['method']}, no power sensor)" if energy["kind"] == "estimate"
-                        else f"{energy['source']} sensor (measured)")
-    if cfg.metric == "energy":
-        if energy is None:
-            raise ValueError(f"device {cfg.device!r} returned no energy; use --metric latency")
-        value, source = energy["per_inference"], energy_label
-    else:
-        value, source = result["latency_ms"]["median"], f"{cfg.device} {cfg.runtime} timer (measured)"
-    return {"value": value, "source": source, "drift_corrected": corrected,
-            "latency_ms": result["latency_ms"]["median"],
-            "energy_mj": energy["per_inference"] if energy else None,
-            "energy_source": energy_label}
+def _measure(device, onnx: bytes, cfg: CompressConfig) -> Measurement:
+    measured = device.measure(onnx, cfg.runtime, MeasureSettings(threads=cfg.threads))
+    if cfg.metric == "energy" and measured.energy is None:
+        raise ValueError(f"device {cfg.device!r} returned no energy; use --metric latency")
+    return measured
+
+
+def _view(m: Measurement, cfg: CompressConfig, reference_ms: float | None) -> dict:
+    """A measurement as the summary reports it; drift-corrected at the cost model's typical machine speed."""
+    return {"value": m.value(cfg.metric), "source": m.source(cfg.metric, cfg.device),
+            "drift_corrected": m.drift_corrected(cfg.metric, reference_ms), "latency_ms": m.latency.median,
+            "energy_mj": m.energy.per_inference if m.energy else None,
+            "energy_source": m.energy.label if m.energy else None}
 
 
 def _summary(model, space, widths, acc, removed=()) -> dict:
@@ -278,9 +272,9 @@ def _select_and_correct(cfg: CompressConfig, device, meta, work, space, cost_mod
         candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
         recalibrate_bn(candidate, data.train)
         removed[id(selected)] = candidate
-        measured = _measure(device, to_onnx_bytes(candidate, shape), cfg, meta.get("reference_ms"))
-        source["label"] = measured["source"]
-        return measured["value"]
+        measured = _measure(device, to_onnx_bytes(candidate, shape), cfg)
+        source["label"] = measured.source(cfg.metric, cfg.device)
+        return measured.value(cfg.metric)
 
     with timed(timings, "closed_loop"):
         reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
@@ -354,11 +348,11 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
     ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
         reporter.start("final measurement (compressed + dense)", 2)
-        measured = _measure(device, onnx_path.read_bytes(), cfg, ref_ms)
+        final = _measure(device, onnx_path.read_bytes(), cfg)
         reporter.advance()
-        dense_measured = _measure(device, dense_onnx.read_bytes(), cfg, ref_ms)
+        measured, dense_measured = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
+                                                                    cfg, ref_ms)
         reporter.finish()
-    comparable = measured["drift_corrected"] or measured["value"]
     over = measured["value"] / budget.value
     warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(over, loop.stopped,
                                                                                           cfg.metric)
@@ -383,7 +377,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
         "measured_cost_drift_corrected": measured["drift_corrected"],
         "closed_loop": {"rounds": loop.rounds, "within_budget": loop.within_budget,
                         "measured_before_fine_tune": loop.measured, "stopped": loop.stopped},
-        "prediction_error": comparable / result.predicted_cost - 1,
+        "prediction_error": final.prediction_error(result.predicted_cost, cfg.metric, ref_ms),
         "measurements": {"compressed": measured, "dense": dense_measured},
         "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
                      "batch_size": cfg.batch_size,

@@ -73,29 +73,30 @@ def test_push_and_run_command(binary):
            "--num_runs=50 --min_secs=10 " in run  # on battery: >= 10x the fuel gauge's ~1 s refresh
     assert "--enable_op_profiling=true" in run and "--use_xnnpack=false" in run
     assert "/sys/class/power_supply/battery/current_now" in run and "s idle0 &" in run and "s idle1 &" in run
-    assert first["runtime"] == {"name": "litert", "version": phone.binary_version, "threads": 2}
+    assert (first.runtime, first.runtime_version, first.threads) == ("litert", phone.binary_version, 2)
 
 
 def test_result_parses_latency_ops_and_battery_energy(binary):
     result = AndroidDevice("phone", "R5CT12345", binary, runner=FakeAdb()).measure(b"m", "litert", SETTINGS)
-    assert result["latency_ms"]["mean"] == pytest.approx(31.7725) and result["latency_ms"]["n"] == 50
-    assert len(result["per_op"]) == 31 and result["benchmark"]["layout"] == "current"
-    energy = result["energy_mj"]
+    assert result.latency.mean == pytest.approx(31.7725) and result.latency.n == 50 and result.latency.p10 is None
+    assert len(result.result["per_op"]) == 31 and result.result["benchmark"]["layout"] == "current"
+    assert (result.energy.kind, result.energy.source) == ("measured", "android_battery")
+    energy = result.result["energy_mj"]
     load_w, idle_w = 0.4125 * 3.874, 0.3 * 3.874
     assert energy["kind"] == "measured" and energy["source"] == "android_battery"
     assert energy["load_power_w"] == pytest.approx(load_w) and energy["idle_power_w"] == pytest.approx(idle_w)
     assert energy["total_per_inference"] == pytest.approx(load_w * 0.0317725 * 1000)
     assert energy["marginal_per_inference"] == pytest.approx((load_w - idle_w) * 0.0317725 * 1000)
     assert energy["params"]["convention"]["discharge_sign"] == -1
-    assert result["conditions_before"]["governor"] == "performance"
-    assert result["conditions_before"]["temperatures_c"] == {"soc_therm": 41.2}
-    assert json.dumps(result)
+    assert result.result["conditions_before"]["governor"] == "performance"
+    assert result.result["conditions_before"]["temperatures_c"] == {"soc_therm": 41.2}
+    assert json.dumps(result.result)
 
 
 def test_legacy_layout_and_layer_mapping(binary):
     adb = FakeAdb(bench_fixture="tflite_benchmark_model_op_profiling_legacy.txt")
     result = AndroidDevice("phone", "S", binary, runner=adb).measure(b"m", "litert", SETTINGS)
-    assert result["benchmark"]["layout"] == "legacy (with [start])"
+    assert result.result["benchmark"]["layout"] == "legacy (with [start])"
 
     class Sig:
         def __init__(self, op):
@@ -116,7 +117,7 @@ def test_legacy_layout_and_layer_mapping(binary):
 def test_charging_phone_gives_no_energy_and_a_warning(binary):
     phone = AndroidDevice("phone", "S", binary, runner=FakeAdb(status="Charging"))
     result = phone.measure(b"m", "litert", SETTINGS)
-    assert result["energy_mj"] is None and result["conditions_before"]["on_battery"] is False
+    assert result.energy is None and result.result["conditions_before"]["on_battery"] is False
     run = next(c for c in phone.runner.commands if "benchmark_model --graph" in c)
     assert "--min_secs=1 " in run
     info = phone.info()

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.bilinear import BilinearLayerModel, select_spec
 from edgeprune.costmodel.dataset import LayerSamples
 from edgeprune.costmodel.features import FeatureSpec
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.model import CostModel
+from edgeprune.costmodel.persist import CostModelError
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import architecture_hash, build_layer_space
 from edgeprune.models import build_model
@@ -107,21 +107,21 @@ def test_saved_model_round_trips_and_refuses_other_device(demo_fit):
     _, out, _ = demo_fit
     model, shape = build_model("demo_cnn")
     space = build_layer_space(model, shape)
-    cm, meta = persist.load(out, architecture_hash=architecture_hash(space))
+    cm, meta = CostModel.load(out, architecture_hash=architecture_hash(space))
     widths = [{"conv1:out": 5, "conv2:out": 17, "conv3:out": 9}, {}]
-    again, _ = persist.load(out)
+    again, _ = CostModel.load(out)
     assert np.allclose(cm.predict(widths), again.predict(widths))
-    with pytest.raises(persist.CostModelError, match="not this device"):
-        persist.load(out, fingerprint_id="0" * 16)
+    with pytest.raises(CostModelError, match="not this device"):
+        CostModel.load(out, fingerprint_id="0" * 16)
     broken = out.with_name("broken.json")
     broken.write_text(out.read_text()[:200])
-    with pytest.raises(persist.CostModelError, match="not valid JSON"):
-        persist.load(broken)
+    with pytest.raises(CostModelError, match="not valid JSON"):
+        CostModel.load(broken)
 
 
 def test_differentiable_cost_matches_and_has_gradient(demo_fit):
     _, out, _ = demo_fit
-    cm, _ = persist.load(out)
+    cm, _ = CostModel.load(out)
     groups, cost = differentiable_cost(cm)
     w = torch.tensor([float(cm.dense_widths_[g]) for g in groups], requires_grad=True)
     value = cost(w)

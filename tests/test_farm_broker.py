@@ -144,7 +144,7 @@ def test_a_worker_and_a_host_talk_over_rediss_with_a_private_ca(tmp_path):
         device.report = None
         model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
         result = device.measure(model, "onnxruntime", MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01))
-        assert result["farm"]["worker"] == "w1" and result["latency_ms"]["median"] > 0
+        assert result.result["farm"]["worker"] == "w1" and result.latency.median > 0
     finally:
         stop(procs)
         proc.terminate()
@@ -198,7 +198,7 @@ def test_a_job_lost_from_the_broker_is_published_again(broker, tmp_path):
         model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
         out: dict = {}
         host = threading.Thread(target=lambda: out.update(device.measure(
-            model, "onnxruntime", MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01), job_key="p1")))
+            model, "onnxruntime", MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01), job_key="p1").result))
         host.start()
         wait_for(lambda: client.llen(queue_name(class_id)) == 1, "the job to be queued", procs, tmp_path)
         client.delete(queue_name(class_id))  # the broker loses it (a purge, a restart without persistence)
@@ -229,7 +229,8 @@ def test_jobs_go_only_to_workers_of_the_chosen_hardware_class(broker, tmp_path):
         assert device.info()["cpu_model"] == "Farm Test CPU"
         model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
         fast = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01)
-        workers = {device.measure(model, "onnxruntime", fast, job_key=f"p{i}")["farm"]["worker"] for i in range(4)}
+        workers = {device.measure(model, "onnxruntime", fast, job_key=f"p{i}").result["farm"]["worker"]
+                   for i in range(4)}
         assert workers == {"other"}
     finally:
         stop(procs)

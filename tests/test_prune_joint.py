@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from conftest import run_cli
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import LayerSamples
 from edgeprune.costmodel.features import FeatureSpec
 from edgeprune.costmodel.store import default_model_path
@@ -60,7 +59,7 @@ def layer_cost_model(space) -> CostModel:
     for key in space.signatures():
         X = rng.integers(1, 129, size=(40, 2)).astype(float)
         samples[key] = LayerSamples(None, X, 1e-4 * X[:, 0] * X[:, 1] + 1e-3)
-    return CostModel("layers").fit(space, samples, [], [], spec=FeatureSpec(1, 1, 1, 1))
+    return CostModel("layers", spec=FeatureSpec(1, 1, 1, 1)).fit(space, samples, [], [])
 
 
 def network_cost_model(space) -> CostModel:
@@ -327,8 +326,8 @@ def joint_workspace(tmp_path):
     provenance = {"device": {"name": "local", "fingerprint_id": fingerprint},
                   "model": {"name": "resnet20", "architecture_hash": architecture_hash(space)},
                   "fitted_at": "synthetic (test)"}
-    persist.save(layer_cost_model(space), provenance, default_model_path("local", "resnet20", "onnxruntime", 1,
-                                                                         "latency", shape))
+    layer_cost_model(space).save(default_model_path("local", "resnet20", "onnxruntime", 1, "latency", shape),
+                                 provenance)
     return tmp_path
 
 

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from edgeprune import paths
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.store import default_model_path, find_model_file, list_models
 from edgeprune.models import build_model
 from helpers_export import synthetic_cost_model
@@ -55,7 +54,7 @@ def _save(shape, path=None):
     net, _ = build_model("demo_cnn", input_shape=shape)
     prov = {"device": {"name": "local"}, "runtime": {"name": "onnxruntime", "threads": 1}, "metric": "latency",
             "model": {"name": "demo_cnn", "input_shape": list(shape)}}
-    return persist.save(synthetic_cost_model(net, shape), prov, path or default_model_path(*KEY, shape))
+    return synthetic_cost_model(net, shape).save(path or default_model_path(*KEY, shape), prov)
 
 
 def test_two_input_shapes_of_one_architecture_keep_two_cost_models():

@@ -2,17 +2,19 @@ import sqlite3
 
 import pytest
 
+from edgeprune.measurement import Measurement
 from edgeprune.tables.store import LatencyTable, TableError, point_key
 
 
 def _result(median=1.0):
-    return {"latency_ms": {"median": median, "mean": median, "p10": median, "p90": median, "std": 0.0,
-                           "min": median, "n": 30, "cv": 0.0, "run_cv": 0.0},
-            "energy_mj": {"per_inference": 0.5, "source": "estimate", "kind": "estimate",
-                          "method": "cpu_time_x_power", "params": {}},
-            "runtime": {"name": "onnxruntime", "version": "1.0", "threads": 1},
-            "settings": {"warmup": 1}, "conditions_after": {"temperature_c": 40.0, "throttled": None},
-            "model_sha256": "abc", "finished_at": "2026-01-01T00:00:00Z"}
+    return Measurement.from_result({
+        "latency_ms": {"median": median, "mean": median, "p10": median, "p90": median, "std": 0.0,
+                       "min": median, "n": 30, "cv": 0.0, "run_cv": 0.0},
+        "energy_mj": {"per_inference": 0.5, "source": "estimate", "kind": "estimate",
+                      "method": "cpu_time_x_power", "params": {}},
+        "runtime": {"name": "onnxruntime", "version": "1.0", "threads": 1},
+        "settings": {"warmup": 1}, "conditions_after": {"temperature_c": 40.0, "throttled": None},
+        "model_sha256": "abc", "finished_at": "2026-01-01T00:00:00Z"})
 
 
 PROV = {"device_name": "local", "fingerprint_id": "f" * 16, "input_shape": [1, 3, 8, 8]}

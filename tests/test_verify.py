@@ -4,13 +4,12 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeprune.cli.main import app
-from edgeprune.costmodel import persist
 from edgeprune.export.onnx_parity import export_onnx
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
 from edgeprune.verify import VerifyError, verify
 from edgeprune.verify.profile import OTHER, layer_of
-from helpers_export import save_dir, synthetic_cost_model
+from helpers_export import local_provenance, save_dir, synthetic_cost_model
 
 FAST = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01, reference=False)
 
@@ -20,7 +19,7 @@ def artifact(tmp_path_factory):
     net, shape = build_model("demo_cnn")
     d = save_dir(tmp_path_factory.mktemp("verify"), net, shape)
     export_onnx(net, shape, d / "model.onnx")
-    return d / "model.onnx", synthetic_cost_model(net, shape)
+    return d / "model.onnx", synthetic_cost_model(net, shape), local_provenance(net, shape)
 
 
 def test_node_names_map_to_layers():
@@ -29,12 +28,17 @@ def test_node_names_map_to_layers():
     assert layer_of("/conv1/Conv") == "conv1" and layer_of("/Relu") is None
 
 
-def test_verify_local_within_budget_with_provenance(artifact):
-    path, _ = artifact
-    r = verify("local", path, "1s", "latency", settings=FAST)
-    assert r["within_budget"] is True and r["budget"] == 1000.0 and 0 < r["measured"] < 1000
+def test_verify_local_budget_check_both_ways_with_provenance(artifact):
+    path = artifact[0]
+    first = verify("local", path, None, "latency", settings=FAST)
+    assert first["budget"] is None and first["within_budget"] is None and first["measured"] > 0
+    assert first["predicted"] is None  # no cost model fitted for this device in the isolated models dir
+    loose, tight = f"{first['measured'] * 20:.6g}ms", f"{first['measured'] / 20:.6g}ms"  # far beyond timing noise
+    r = verify("local", path, loose, "latency", settings=FAST, profile=False)
+    assert r["within_budget"] is True and r["budget"] == pytest.approx(first["measured"] * 20, rel=1e-5)
     assert r["provenance"]["device"] == "local" and r["provenance"]["runtime"] == "onnxruntime"
-    assert r["predicted"] is None  # no cost model fitted for this device in the isolated models dir
+    r = verify("local", path, tight, "latency", settings=FAST, profile=False)
+    assert r["within_budget"] is False and r["measured"] > r["budget"] * (1 + r["tolerance"])
     e = verify("local", path, None, "energy", settings=FAST, profile=False)
     assert e["budget"] is None and e["within_budget"] is None and e["measured"] > 0
     prov = e["provenance"]
@@ -46,9 +50,30 @@ def test_relative_budget_needs_a_cost_model(artifact):
         verify("local", artifact[0], "0.5", "latency", settings=FAST)
 
 
+def test_a_cost_model_of_another_device_or_architecture_is_refused(artifact, tmp_path):
+    path, cm, prov = artifact
+    other_device = cm.save(tmp_path / "other.json", {**prov, "device": {"name": "pi", "fingerprint_id": "0" * 16}})
+    with pytest.raises(VerifyError, match="not this device"):
+        verify("local", path, None, "latency", cost_model_path=other_device, settings=FAST, profile=False)
+    other_arch = cm.save(tmp_path / "arch.json", {**prov, "model": {"name": "x", "architecture_hash": "0" * 16}})
+    with pytest.raises(VerifyError, match="not this one"):
+        verify("local", path, None, "latency", cost_model_path=other_arch, settings=FAST, profile=False)
+
+
+def test_prediction_error_uses_the_drift_corrected_latency_like_compress(artifact, tmp_path):
+    path, cm, prov = artifact
+    dense = float(cm.predict([{}])[0])
+    cm_path = cm.save(tmp_path / "cm.json", {**prov, "reference_ms": 0.25})
+    r = verify("local", path, None, "latency", cost_model_path=cm_path, profile=False,
+               settings=MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01, reference=True))
+    corrected = r["measured_drift_corrected"]
+    assert corrected is not None and corrected != r["measured"]
+    assert r["prediction_error"] == pytest.approx(corrected / dense - 1)
+
+
 def test_cost_model_prediction_relative_budget_and_layer_breakdown(artifact, tmp_path):
-    path, cm = artifact
-    cm_path = persist.save(cm, {"device": {}, "model": {}}, tmp_path / "cm.json")
+    path, cm, prov = artifact
+    cm_path = cm.save(tmp_path / "cm.json", prov)
     r = verify("local", path, "0.5", "latency", cost_model_path=cm_path, settings=FAST)
     dense = float(cm.predict([{}])[0])
     assert r["predicted"] == pytest.approx(dense) and r["budget"] == pytest.approx(0.5 * dense)
@@ -61,7 +86,7 @@ def test_cost_model_prediction_relative_budget_and_layer_breakdown(artifact, tmp
 
 
 def test_cli_exit_code_and_json(artifact):
-    path, _ = artifact
+    path = artifact[0]
     ok = CliRunner().invoke(app, ["verify", str(path), "--budget", "10s", "--json"])
     assert ok.exit_code == 0, ok.output
     out = json.loads(ok.stdout)

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.store import default_model_path
 from edgeprune.export.quantize import quantize_tflite_int8
 from edgeprune.export.tflite import export_tflite
@@ -12,7 +11,7 @@ from edgeprune.models.layer_space import build_layer_space
 from edgeprune.prune.artifact import save_compressed
 from edgeprune.structure.physical import apply_kept
 from edgeprune.verify import VerifyError, verify
-from helpers_export import synthetic_cost_model
+from helpers_export import local_provenance, synthetic_cost_model
 
 FAST = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01, reference=False)
 
@@ -34,8 +33,8 @@ def pruned_dir(tmp_path_factory):
 
 
 def _install(cm, runtime: str):
-    return persist.save(cm, {"device": {}, "model": {}, "runtime": {"name": runtime}},
-                        default_model_path("local", "demo_cnn", runtime, 1, "latency", build_model("demo_cnn")[1]))
+    return cm.save(default_model_path("local", "demo_cnn", runtime, 1, "latency", build_model("demo_cnn")[1]),
+                   local_provenance(*build_model("demo_cnn"), runtime={"name": runtime}))
 
 
 @pytest.mark.parametrize("name, int8", [("model.tflite", False), ("model.int8.tflite", True)])
@@ -69,8 +68,6 @@ def test_no_cost_model_leaves_the_prediction_empty_and_a_missing_one_is_an_error
 
 def test_a_file_spec_model_finds_its_cost_model_by_architecture(tmp_path, monkeypatch):
     """channels.json records `file.py:fn` with an absolute path; fit keyed the cost model by the spec as typed."""
-    from edgeprune.models.layer_space import architecture_hash
-
     (tmp_path / "mine.py").write_text("from edgeprune.models.demo_cnn import demo_cnn\n\n\n"
                                       "def build():\n    return demo_cnn(), (1, 1, 8, 8)\n")
     monkeypatch.chdir(tmp_path)
@@ -81,9 +78,8 @@ def test_a_file_spec_model_finds_its_cost_model_by_architecture(tmp_path, monkey
     d = save_compressed(tmp_path / "out", pruned, "mine.py:build", shape, kept, {})
     export_tflite(pruned, shape, d / "model.tflite")
     cm = synthetic_cost_model(net, shape)
-    path = persist.save(cm, {"device": {"name": "local"}, "model": {"architecture_hash": architecture_hash(space)},
-                             "runtime": {"name": "litert"}},
-                        default_model_path("local", "mine.py:build", "litert", 1, "latency", shape))
+    path = cm.save(default_model_path("local", "mine.py:build", "litert", 1, "latency", shape),
+                   local_provenance(net, shape, "mine.py:build", runtime={"name": "litert"}))
     r = verify("local", d / "model.tflite", None, "latency", settings=FAST)
     assert r["cost_model"] == str(path) and r["predicted"] == pytest.approx(
         float(cm.predict([{g: len(i) for g, i in kept.items()}])[0]))

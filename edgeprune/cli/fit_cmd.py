@@ -10,9 +10,10 @@ from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, check_choice, che
                                   load_model_and_space, parse_shape, shape_option)
 from edgeprune.cli.output import Output
 from edgeprune.cli.platform_cmd import fit_platform, platform_predict
-from edgeprune.costmodel import persist
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, fit_from_table
+from edgeprune.costmodel.model import CostModel
+from edgeprune.costmodel.persist import CostModelError
 from edgeprune.costmodel.platform_persist import default_platform_path
 from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
 from edgeprune.models.layer_space import architecture_hash
@@ -60,8 +61,8 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
         if fid is None:
             raise FitError(f"{path} has no measurements from device {device!r}")
         result = fit_from_table(tbl, device, model, space, Selection(fid, runtime, threads), metric, source)
-    out_path = persist.save(result.model, result.provenance,
-                            out or default_model_path(device, model, runtime, threads, metric, shape))
+    out_path = result.model.save(out or default_model_path(device, model, runtime, threads, metric, shape),
+                                 result.provenance)
     o.emit({"cost_model": str(out_path), "device": device, "fingerprint_id": fid, **result.report})
     _print_fit(o, result.report, out_path, device, runtime, threads)
 
@@ -105,7 +106,7 @@ def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape:
     path = cost_model or find_model_file(device, model, runtime, threads, metric, shape)
     fallback = None if path else find_file(default_platform_path(device, runtime, threads, metric).name)
     if path is None and fallback is None:
-        raise persist.CostModelError(
+        raise CostModelError(
             f"no cost model for {model} at input {'×'.join(map(str, shape))} on device {device} ({runtime}, "
             f"{threads} thread(s), {metric})",
             hint=f"run `edgeprune calibrate --device {device} --model {model}{shape_option(input_shape)}` then "
@@ -120,9 +121,9 @@ def predict_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape:
     check_widths(space, w)
     if fallback is not None:
         return platform_predict(o, fallback, device, model, shape, w, runtime, threads)
-    cm, meta = persist.load(path, architecture_hash=architecture_hash(space))
+    cm, meta = CostModel.load(path, architecture_hash=architecture_hash(space))
     if meta["device"]["name"] != device:
-        raise persist.CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
+        raise CostModelError(f"{path} belongs to device {meta['device']['name']!r}, not {device!r}")
     value = float(cm.predict([w])[0])
     dense = float(cm.predict([{}])[0])
     energy = meta["device"].get("energy_source")

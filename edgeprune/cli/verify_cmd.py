@@ -36,7 +36,9 @@ def print_report(o: Output, r: dict) -> None:
     o.print(f"{r['artifact']} on {r['device']} ({p['runtime']}): measured {r['metric']} {r['measured']:.4g} {u} "
             f"({src})")
     if r["predicted"] is not None:
-        o.print(f"predicted {r['predicted']:.4g} {u} by {r['cost_model']} ({r['prediction_error']:+.1%})")
+        against = "" if r.get("measured_drift_corrected") is None else \
+            f" against {r['measured_drift_corrected']:.4g} {u} drift-corrected"
+        o.print(f"predicted {r['predicted']:.4g} {u} by {r['cost_model']} ({r['prediction_error']:+.1%}{against})")
     for w in r.get("warnings", []):
         o.warn(w)
     if r["budget"] is not None:

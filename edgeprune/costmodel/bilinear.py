@@ -5,6 +5,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted
 
 from edgeprune.costmodel.features import FeatureSpec, candidate_specs
 
@@ -59,6 +60,7 @@ class BilinearLayerModel(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "coef_")
         return self.spec.transform(X) @ self.coef_
 
     def to_dict(self) -> dict:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LinearRegression
+from sklearn.utils.validation import check_is_fitted
 
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection, layer_samples, network_samples, reference_scale
 from edgeprune.costmodel.macs import network_macs
@@ -23,8 +25,8 @@ class FitError(EdgepruneError):
     """The table lacks what a fit needs."""
 
 
-class FlopsCostModel:
-    """The FLOPs baseline: cost = scale·MACs + offset, fitted on the same whole-network data."""
+class FlopsCostModel(BaseEstimator):
+    """The FLOPs baseline: cost = scale·MACs + offset, fitted on the same whole-network data (no parameters)."""
 
     def fit(self, space: LayerSpace, widths: list[dict[str, int]], y) -> "FlopsCostModel":
         self.space_ = space
@@ -35,6 +37,7 @@ class FlopsCostModel:
         return np.array([[network_macs(self.space_, w)] for w in widths], dtype=float)
 
     def predict(self, widths):
+        check_is_fitted(self, "reg_")
         return self.reg_.predict(self._macs(widths))
 
 

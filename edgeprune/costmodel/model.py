@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted
 
-from edgeprune.costmodel.bilinear import fit_layer_models
+from edgeprune.costmodel import persist
+from edgeprune.costmodel.bilinear import BilinearLayerModel, fit_layer_models
 from edgeprune.costmodel.features import FeatureSpec, candidate_specs
-from edgeprune.models.layer_space import LayerSpace
+from edgeprune.models.layer_space import Layer, LayerSignature, LayerSpace
+
+FORMAT = "edgeprune-cost-model"
+FORMAT_VERSION = 1
 
 SOURCES = ("layers", "network", "both")
 NETWORK_FOLDS = 5
@@ -26,14 +33,16 @@ class CostModel(BaseEstimator):
     ``source="network"``: ECC's way, one linear regression of whole-network costs on every layer's bilinear
     features (coefficients shared by layers of one signature), which sees fusion and runtime overheads.
     ``source="both"``: the layer sum as a prior, corrected by the network regression (ridge-shrunk to it).
+    ``spec``: the padding/alignment feature spec; None selects it by cross-validation.
     """
 
-    def __init__(self, source: str = "both"):
+    def __init__(self, source: str = "both", spec: FeatureSpec | None = None):
         self.source = source
+        self.spec = spec
 
     def fit(self, space: LayerSpace, layer_samples: dict | None = None,
-            network_widths: list[dict[str, int]] | None = None, network_y=None,
-            spec: FeatureSpec | None = None) -> "CostModel":
+            network_widths: list[dict[str, int]] | None = None, network_y=None) -> "CostModel":
+        spec = self.spec
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         self.layers_ = [(l.name, l.signature.key(), l) for l in space.layers]
@@ -117,6 +126,7 @@ class CostModel(BaseEstimator):
 
     def check_removed(self, removed: Collection[str]) -> frozenset[str]:
         """``removed`` as a set of this model's layer names; ValueError naming any layer it does not know."""
+        check_is_fitted(self, "layers_")
         removed = frozenset(removed)
         unknown = sorted(removed - {name for name, _, _ in self.layers_})
         if unknown:
@@ -126,6 +136,7 @@ class CostModel(BaseEstimator):
 
     def layer_costs(self, widths: dict[str, int], removed: Collection[str] = ()) -> dict[str, float]:
         """Per-layer cost from the single-layer fits (before network-level correction), without ``removed``."""
+        check_is_fitted(self, "layer_models_")
         if not self.layer_models_:
             raise ValueError("this cost model was fitted from whole networks only: no per-layer breakdown")
         return {name: float(self.layer_models_[key].predict(np.array([[c_in, c_out]]))[0])
@@ -147,6 +158,52 @@ class CostModel(BaseEstimator):
         # A linear fit can extrapolate below zero far outside the measured widths; never predict less than
         # a fraction of the cheapest network that was measured.
         return np.maximum(raw, self.floor_)
+
+    def to_dict(self) -> dict:
+        """The fitted state as plain JSON types (what ``from_dict`` rebuilds)."""
+        check_is_fitted(self, "layers_")
+        return {
+            "source": self.source,
+            "feature_spec": self.spec_.to_dict(), "spec_selection": self.spec_report_,
+            "dense_widths": self.dense_widths_,
+            "layers": [{**asdict(layer), "signature_key": key} for _, key, layer in self.layers_],
+            "layer_models": {k: m.to_dict() for k, m in sorted(self.layer_models_.items())},
+            "network": {"scale": self.scale_, "offset": self.offset_, "correction": self.correction_,
+                        "prior_scale": self.prior_scale_, "floor": self.floor_},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CostModel":
+        """A fitted CostModel from ``to_dict``'s form."""
+        model = cls(d["source"])
+        model.layers_ = [(item["name"], item["signature_key"],
+                          Layer(item["name"], LayerSignature.from_dict(item["signature"]), item["c_in"],
+                                item["c_out"], item["in_group"], item["out_group"])) for item in d["layers"]]
+        model.dense_widths_ = {k: int(v) for k, v in d["dense_widths"].items()}
+        model.spec_ = FeatureSpec(**d["feature_spec"])
+        model.spec_report_ = d.get("spec_selection", {})
+        model.layer_models_ = {k: BilinearLayerModel.from_dict(v) for k, v in d["layer_models"].items()}
+        net = d["network"]
+        model.scale_, model.offset_, model.prior_scale_ = net["scale"], net["offset"], net["prior_scale"]
+        model.correction_ = net["correction"]
+        model.floor_ = float(net.get("floor", 0.0))
+        return model
+
+    def save(self, path: str | Path, provenance: dict) -> Path:
+        """Write this model and where it came from (device, runtime, table, fit metrics) as versioned JSON."""
+        return persist.write_versioned(path, FORMAT, FORMAT_VERSION, {**provenance, **self.to_dict()})
+
+    @classmethod
+    def load(cls, path: str | Path, architecture_hash: str | None = None,
+             fingerprint_id: str | None = None) -> tuple["CostModel", dict]:
+        """(model, its file) from ``path``; CostModelError for a file fitted for another architecture or device."""
+        path = Path(path)
+        d = persist.read_versioned(path, FORMAT, FORMAT_VERSION, "cost model", "edgeprune fit")
+        persist.check_provenance(path, d, architecture_hash, fingerprint_id)
+        try:
+            return cls.from_dict(d), d
+        except (KeyError, TypeError, ValueError) as exc:
+            raise persist.CostModelError(f"{path} is incomplete or damaged ({type(exc).__name__}: {exc})") from exc
 
 
 def _quick_ridge(phi: np.ndarray, y: np.ndarray, phi_test: np.ndarray, alpha: float = 1e-3) -> np.ndarray:

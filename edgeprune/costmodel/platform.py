@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import nnls
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
 
 from edgeprune.costmodel.residual import ResidualBooster
 
@@ -39,7 +41,7 @@ def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = Tr
     return theta / scale
 
 
-class PlatformCostModel:
+class PlatformCostModel(BaseEstimator):
     """cost = Σ_kinds θ_kind · features(kind) + θ_0, θ ≥ 0, optionally × exp(gradient-boosted residual).
 
     Features come from the runtime-optimised graph (``graph_features``): per op kind its work (MACs or elements),
@@ -125,6 +127,7 @@ class PlatformCostModel:
 
     def predict(self, feats: list[dict[str, float]]) -> np.ndarray:
         """Predicted cost of each network from its graph features (op kinds never seen in training cost 0)."""
+        check_is_fitted(self, "coef_")
         X = self._matrix(feats)
         pred = X @ self.coef_
         if self.booster_ is not None:

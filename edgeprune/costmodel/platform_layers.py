@@ -1,6 +1,8 @@
 """The platform model as a per-architecture CostModel: ECC's bilinear layer terms, so pruning can use it."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from edgeprune.costmodel.bilinear import BilinearLayerModel
@@ -46,25 +48,26 @@ def platform_cost_model(platform: PlatformCostModel, space: LayerSpace, dense_fe
     """A layer-sourced CostModel whose per-layer bilinear terms come from the platform model's conv/gemm terms;
     everything else the graph runs (pooling, adds, reorders, overhead) is the offset at dense widths."""
     spec = FeatureSpec(1, 1, NCHWC_BLOCK, 1)
-    model = CostModel("layers")
-    model.layers_ = [(layer.name, layer.signature.key(), layer) for layer in space.layers]
-    model.dense_widths_ = space.dense_widths()
-    model.spec_, model.spec_report_ = spec, {"selected_by": "platform model (onnxruntime NCHWc block "
-                                                            f"{NCHWC_BLOCK} on input channels)"}
-    model.layer_models_ = {}
-    for _, key, layer in model.layers_:
-        if key in model.layer_models_:
-            continue
-        fast, slow = _bilinear(platform, layer.signature, "nchwc"), _bilinear(platform, layer.signature, "plain")
-        lm = BilinearLayerModel(**spec.to_dict())
-        lm.coef_, lm.n_features_in_, lm.n_samples_ = np.concatenate([fast, slow - fast]), 2, 0
-        model.layer_models_[key] = lm
+    layer_models = {}
+    for layer in space.layers:
+        key = layer.signature.key()
+        if key not in layer_models:
+            fast, slow = _bilinear(platform, layer.signature, "nchwc"), _bilinear(platform, layer.signature, "plain")
+            coef = np.concatenate([fast, slow - fast])
+            layer_models[key] = BilinearLayerModel.from_dict({"spec": spec.to_dict(), "coef": coef.tolist()})
     total = float(platform.predict([dense_features])[0])
-    layer_sum = sum(model.layer_costs({}).values())
-    model.correction_, model.prior_scale_ = None, None
-    model.scale_, model.offset_ = (1.0, total - layer_sum) if total >= layer_sum else (total / layer_sum, 0.0)
-    model.floor_ = 0.05 * total  # as the table-fitted models: never predict below a small share of dense
-    return model
+    layer_sum = sum(float(layer_models[layer.signature.key()].predict(np.array([layer.dims({})]))[0])
+                    for layer in space.layers)
+    scale, offset = (1.0, total - layer_sum) if total >= layer_sum else (total / layer_sum, 0.0)
+    return CostModel.from_dict({
+        "source": "layers", "feature_spec": spec.to_dict(),
+        "spec_selection": {"selected_by": f"platform model (onnxruntime NCHWc block {NCHWC_BLOCK} on input channels)"},
+        "dense_widths": space.dense_widths(),
+        "layers": [{**asdict(layer), "signature_key": layer.signature.key()} for layer in space.layers],
+        "layer_models": {k: m.to_dict() for k, m in layer_models.items()},
+        # as the table-fitted models: never predict below a small share of dense
+        "network": {"scale": scale, "offset": offset, "correction": None, "prior_scale": None, "floor": 0.05 * total},
+    })
 
 
 def platform_cost_model_for(path, fingerprint_id: str, model_spec: str, space: LayerSpace,

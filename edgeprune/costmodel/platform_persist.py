@@ -1,13 +1,10 @@
 """Platform models as versioned JSON (never pickled), with the device, runtime and data they came from."""
 from __future__ import annotations
 
-import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import edgeprune
-from edgeprune.costmodel.persist import CostModelError, check_device, read_versioned
+from edgeprune.costmodel.persist import CostModelError, check_device, read_versioned, write_versioned
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.measure.graph_features import FEATURES_VERSION
 from edgeprune.paths import models_dir, safe_name
@@ -23,16 +20,10 @@ def default_platform_path(device: str, runtime: str, threads: int, metric: str) 
 
 def save(model: PlatformCostModel, provenance: dict, path: str | Path) -> Path:
     """Write atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "edgeprune_version": edgeprune.__version__,
-           "features_version": FEATURES_VERSION,
+    doc = {"features_version": FEATURES_VERSION,
            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance,
            "model": model.to_dict()}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_versioned(path, FORMAT, FORMAT_VERSION, doc)
 
 
 def load(path: str | Path, fingerprint_id: str | None = None) -> tuple[PlatformCostModel, dict]:

@@ -7,6 +7,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.export import quantize as q
 from edgeprune.export.onnx_parity import export_onnx
 from edgeprune.export.tflite import export_tflite
+from edgeprune.files import atomic_write
 from edgeprune.outcomes import accuracy_warnings
 
 FORMATS = ("onnx", "tflite")
@@ -72,7 +73,7 @@ def _quantize(model, shape, path: Path, fmt: str, bundle, samples: int, nhwc: bo
     else:
         int8 = q.quantize_tflite_int8(model, shape, calib, nhwc)
         figures = q.accuracy_change(q.tflite_accuracy(fp32, x, y, nhwc), q.tflite_accuracy(int8, x, y, nhwc), len(x))
-    path.write_bytes(int8)
+    atomic_write(path, int8)
     return figures | {"method": "onnxruntime quantize_static QDQ per-channel" if fmt == "onnx"
                       else "ai-edge-quantizer static_wi8_ai8", "calibration_samples": len(calib),
                       "fp32_size_bytes": len(fp32)}

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.samples import take_samples
+from edgeprune.files import atomic_write
 from edgeprune.formats import to_onnx_bytes
 
 
@@ -37,9 +38,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
     """Write ``path``, validate it with onnx.checker and, given a loader, compare outputs with torch."""
     data = to_onnx_bytes(model, input_shape)
     onnx.checker.check_model(onnx.load_from_string(data))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    path = atomic_write(path, data)
     if loader is None:
         return None
     report = check_parity(model, data, take_samples(loader, samples), atol, min_agreement)

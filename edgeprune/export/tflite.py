@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from edgeprune.export.onnx_parity import ParityError, ParityReport
 from edgeprune.export.samples import take_samples
+from edgeprune.files import atomic_write
 from edgeprune.formats import ExportError, to_tflite_bytes
 
 
@@ -111,9 +112,7 @@ def export_tflite(model: nn.Module, input_shape: tuple[int, ...], path: str | Pa
                   min_agreement: float = 0.99) -> ParityReport | None:
     """Write ``path`` and, given a loader, compare LiteRT's outputs with torch; ParityError when they differ."""
     data = tflite_bytes(model, input_shape, nhwc)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    path = atomic_write(path, data)
     if loader is None:
         return None
     report = check_tflite_parity(model, data, take_samples(loader, samples), nhwc, atol, min_agreement)

@@ -14,8 +14,9 @@ from edgeprune_agent.sensors.battery import (DISCHARGING, BatterySample, cross_c
                                              parse_dumpsys_battery)
 from edgeprune_agent.errors import SensorUnavailable
 
-from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
+from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected, parse_result
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measurement import Measurement
 
 REMOTE_DIR = "/data/local/tmp/edgeprune"
 BAT = "/sys/class/power_supply/battery"
@@ -128,9 +129,9 @@ def _mhz(khz: str) -> float | None:
     return int(khz) / 1000 if khz.isdigit() else None
 
 
-def per_layer_latency(result: dict, space) -> dict:
+def per_layer_latency(m: Measurement, space) -> dict:
     """Map benchmark_model's per-op rows onto a LayerSpace's conv/linear layers (execution order)."""
-    return map_ops_to_layers(result.get("per_op") or [], [(l.name, l.signature.op) for l in space.layers])
+    return map_ops_to_layers(m.result.get("per_op") or [], [(l.name, l.signature.op) for l in space.layers])
 
 
 def parse_conditions(text: str) -> dict:
@@ -194,7 +195,8 @@ class AndroidDevice:
         self.runner.push(model_bytes, f"{REMOTE_DIR}/{name}")
         return name
 
-    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False) -> dict:
+    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings,
+                profile: bool = False) -> Measurement:
         """Run benchmark_model on the phone; latency, per-op table and battery energy in the schema-1 layout
         (``profile`` changes nothing: the per-op table is always there)."""
         if runtime != "litert":
@@ -214,15 +216,16 @@ class AndroidDevice:
             raise MeasurementRejected(f"{self.name}: {exc}") from exc
         latency = latency_from_run(bench["run"])
         energy = battery_energy(parse_battery_lines(output), latency["mean"] / 1000) if on_battery else None
-        return {"schema": 1, "latency_ms": latency, "energy_mj": energy,
-                "runtime": {"name": "litert", "version": self.binary_version, "threads": settings.threads},
-                "settings": {"warmup": settings.warmup, "min_repeats": settings.min_repeats,
-                             "min_duration_s": float(settings.min_duration_s),
-                             "max_duration_s": float(settings.max_duration_s)},
-                "inputs": {}, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-                "conditions_before": {**before, "on_battery": on_battery}, "conditions_after": after,
-                "device": {"serial": self.serial}, "per_op": bench["ops"],
-                "benchmark": {k: bench.get(k) for k in ("run", "warmup", "timings_us", "layout")}
-                | {"cores": self.cores, "op_profiling": True, "xnnpack": self.use_xnnpack},
-                "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
-                "wall_s": time.perf_counter() - wall0}
+        result = {"schema": 1, "latency_ms": latency, "energy_mj": energy,
+                  "runtime": {"name": "litert", "version": self.binary_version, "threads": settings.threads},
+                  "settings": {"warmup": settings.warmup, "min_repeats": settings.min_repeats,
+                               "min_duration_s": float(settings.min_duration_s),
+                               "max_duration_s": float(settings.max_duration_s)},
+                  "inputs": {}, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+                  "conditions_before": {**before, "on_battery": on_battery}, "conditions_after": after,
+                  "device": {"serial": self.serial}, "per_op": bench["ops"],
+                  "benchmark": {k: bench.get(k) for k in ("run", "warmup", "timings_us", "layout")}
+                  | {"cores": self.cores, "op_profiling": True, "xnnpack": self.use_xnnpack},
+                  "started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(),
+                  "wall_s": time.perf_counter() - wall0}
+        return parse_result(self.name, result)

@@ -15,6 +15,7 @@ from edgeprune.measure.microbench import layer_model_bytes
 from edgeprune.measure.sampling import plan_layer_points
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.measure.variants import build_variant, design_variant
+from edgeprune.measurement import Measurement
 from edgeprune.models.layer_space import LayerSpace, architecture_hash
 from edgeprune.tables.store import LatencyTable, canonical, point_key
 
@@ -133,7 +134,7 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
                     continue
                 shape = [1, c_in] if sig.op == "linear" else [1, c_in, *sig.in_hw]
 
-                def store(name: str, measured: dict, sig=sig, sig_key=sig_key, c_in=c_in, c_out=c_out,
+                def store(name: str, measured: Measurement, sig=sig, sig_key=sig_key, c_in=c_in, c_out=c_out,
                           key=key, shape=shape) -> bool:
                     _note_energy(result, measured)
                     prov = {"device_name": name, "fingerprint_id": fid, "input_shape": shape}
@@ -157,11 +158,11 @@ def calibrate(device, model_name: str, model: nn.Module, space: LayerSpace, tabl
                 yield network_job(key, widths, {"repeat": repeat, "pass": pass_})
 
     def network_job(key: str, widths: dict[str, int], plan: dict) -> Job:
-        def store(name: str, measured: dict) -> bool:
+        def store(name: str, measured: Measurement) -> bool:
             _note_energy(result, measured)
             prov = {"device_name": name, "fingerprint_id": fid, "input_shape": list(space.input_shape)}
             # The plan slot goes with the result, so repeats of the dense model stay apart from passes.
-            return table.add_network(key, prov, model_name, arch, widths, {**measured, "plan": plan})
+            return table.add_network(key, prov, model_name, arch, widths, measured.annotated(plan=plan))
 
         def build() -> bytes:
             return export_model(build_variant(model, space, widths), space.input_shape, runtime)
@@ -192,7 +193,6 @@ def earlier_variants(table: LatencyTable, arch: str, fingerprint_id: str, runtim
     return out
 
 
-def _note_energy(result: CalibrationResult, measured: dict) -> None:
-    energy = measured.get("energy_mj")
-    if energy:
-        result.energy_source, result.energy_kind = energy["source"], energy["kind"]
+def _note_energy(result: CalibrationResult, measured: Measurement) -> None:
+    if measured.energy is not None:
+        result.energy_source, result.energy_kind = measured.energy.source, measured.energy.kind

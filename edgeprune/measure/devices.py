@@ -9,6 +9,7 @@ import httpx
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measurement import Measurement
 from edgeprune.measure.tls import TlsTrustError, ca_context, pinned_context
 
 
@@ -46,14 +47,24 @@ class LocalDevice:
 
         return device_info(self._sysfs_root)
 
-    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False) -> dict:
+    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings,
+                profile: bool = False) -> Measurement:
         from edgeprune_agent import ModelInvalid, RuntimeUnavailable, measure_model
 
         try:
-            return measure_model(model_bytes, runtime=runtime, sensor=self._open_sensor(), profile=profile,
-                                 **settings.as_kwargs())
+            result = measure_model(model_bytes, runtime=runtime, sensor=self._open_sensor(), profile=profile,
+                                   **settings.as_kwargs())
         except (ModelInvalid, RuntimeUnavailable, ValueError) as exc:
             raise MeasurementRejected(f"{self.name}: {exc}") from exc
+        return parse_result(self.name, result)
+
+
+def parse_result(device: str, result: dict) -> Measurement:
+    """The device's result JSON as a Measurement; MeasurementRejected when it is not one."""
+    try:
+        return Measurement.from_result(result)
+    except ValueError as exc:
+        raise MeasurementRejected(f"device {device!r} sent a malformed result: {exc}") from exc
 
 
 @dataclass
@@ -120,7 +131,8 @@ class AgentDevice:
     def info(self) -> dict:
         return self._request("GET", "/v1/info").json()
 
-    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False) -> dict:
+    def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings,
+                profile: bool = False) -> Measurement:
         """Queue the job (wait=false), then poll it until done, for at most its own deadline plus the queue ahead."""
         params = {"runtime": runtime, **settings.as_kwargs(), "wait": "false"}
         if profile:
@@ -135,7 +147,7 @@ class AgentDevice:
             asked = time.monotonic()
             view = self._request("GET", f"/v1/jobs/{job['job_id']}", params=long_poll).json()
             if view["status"] not in ("queued", "running"):
-                return _job_outcome(self.name, view)
+                return parse_result(self.name, _job_outcome(self.name, view))
             if time.monotonic() > give_up:
                 self._request("DELETE", f"/v1/jobs/{job['job_id']}")
                 raise DeviceUnavailable(f"device {self.name!r}: job {job['job_id']} did not end within its "

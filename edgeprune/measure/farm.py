@@ -9,8 +9,9 @@ import time
 import uuid
 from typing import Callable
 
-from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
+from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected, parse_result
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measurement import Measurement
 
 JOB_PREFIX = "edgeprune:farm:job:"
 SENDING_TTL_S = 15  # a host that died between claiming and publishing a job holds it this long
@@ -115,7 +116,7 @@ class FarmDevice:
                 "unacked": self._call(self._client.hlen, "unacked")}
 
     def measure(self, model_bytes: bytes, runtime: str, settings: MeasureSettings, profile: bool = False,
-                job_key: str | None = None) -> dict:
+                job_key: str | None = None) -> Measurement:
         """Measure through the farm; a point another host (or an earlier run) already sent is waited for."""
         if runtime != self.runtime:
             raise MeasurementRejected(f"farm {self.name!r} serves {self.runtime} (class {self.class_id}), "
@@ -132,7 +133,7 @@ class FarmDevice:
                 self.done += 1
                 self.requeued += int(result.get("farm", {}).get("attempt", 1) > 1)
             self._maybe_report()
-            return result
+            return parse_result(self.name, result)
         self._forget(task_id)  # a refused job is sent afresh next time, not answered from the cache
         error = _error(meta) or {"type": meta.get("status"), "detail": f"{(result or {}).get('exc_type')}: "
                                                                       f"{(result or {}).get('exc_message')}"}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.files import atomic_write
 from edgeprune.paths import cache_dir
 
 FEATURES_VERSION = "2"  # bump when the op kinds or their features change (invalidates the cache)
@@ -261,10 +262,7 @@ def store_spec_features(key: str, feats: dict[str, float]) -> None:
 
 
 def _write(path: Path, feats: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(feats, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(feats, sort_keys=True), durable=False)  # a cache: lost entries are recomputed
 
 
 def read_cached(path: Path) -> dict[str, float] | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from edgeprune.errors import EdgepruneError
 from edgeprune.formats import FORMATS, ExportError, export_model
 from edgeprune.measure.graph_features import GraphFeatureError, graph_digest, onnx_features
+from edgeprune.measurement import Measurement
 from edgeprune.tables.store import LatencyTable, canonical, point_key
 
 REQUIRED = ("model", "device", "runtime", "threads", "source")
@@ -200,6 +201,7 @@ def store_rows(table: LatencyTable, rows: list[ImportRow], origin: str) -> int:
                       "graph_features": row.features, "kwargs": row.kwargs,
                       "imported": {"source": row.source, "from": origin, "where": row.where,
                                    "latency_measured": row.latency_ms is not None}}
+            result = Measurement.from_result(result)
             prov = {"device_name": row.device, "fingerprint_id": fid, "input_shape": row.input_shape,
                     "provenance": PROVENANCE}
             added += table.add_network(key, prov, row.model, row.digest[:16], {}, result)

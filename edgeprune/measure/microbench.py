@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from edgeprune.files import atomic_write
 from edgeprune.formats import export_model, runtime_format
 from edgeprune.models.layer_space import LayerSignature
 from edgeprune.paths import cache_dir
@@ -52,13 +51,6 @@ def layer_model_bytes(sig: LayerSignature, c_in: int, c_out: int, runtime: str) 
         return path.read_bytes()
     model, shape = build_layer_model(sig, c_in, c_out)
     data = export_model(model, shape, runtime)
-    _atomic_write(path, data)
+    atomic_write(path, data, durable=False)  # a lost cache entry is exported again
     return data
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so a killed process never leaves a truncated cache entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -10,6 +10,7 @@ from edgeprune.measure.graph_features import graph_digest
 from edgeprune.measure.importing import features_for
 from edgeprune.measure.platform_plan import FAMILIES, NetworkSpec, build_network, plan_networks, plan_ops
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measurement import Measurement
 from edgeprune.tables.store import LatencyTable, point_key
 
 Progress = Callable[[str, int, int, bool], None]
@@ -88,10 +89,10 @@ def _job(table: LatencyTable, spec: NetworkSpec, key: str, runtime: str, fid: st
         cache["features"], cache["shape"] = features_for(runtime, data), list(shape)
         return data
 
-    def store(name: str, measured: dict) -> bool:
+    def store(name: str, measured: Measurement) -> bool:
         prov = {"device_name": name, "fingerprint_id": fid, "input_shape": cache["shape"]}
         extra = {"graph_features": cache["features"], "kwargs": spec.kwargs, "family": spec.family, "plan": plan}
         return table.add_network(key, prov, spec.model, graph_digest(spec.key().encode())[:16], spec.widths,
-                                 {**measured, **extra})
+                                 measured.annotated(**extra))
 
     return Job("network", key, build, store)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from edgeprune.files import atomic_write
 from edgeprune.measure.devices import AgentDevice, LocalDevice
 from edgeprune.measure.tls import TlsTrustError, ca_context, normalise_fingerprint
 from edgeprune.paths import config_dir, legacy_config_dir
@@ -81,11 +81,7 @@ def add_device(name: str, url: str, token_file: str | Path, ca_cert: str | Path 
 
 
 def _save(devices: dict[str, dict]) -> None:
-    path = _registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(devices, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(_registry_path(), json.dumps(devices, indent=2, sort_keys=True))
 
 
 def _read_token(path: Path) -> str:
@@ -188,9 +184,7 @@ def add_group(name: str, members: list[str]) -> list[str]:
         raise DeviceConfigError(f"{name!r} is already a device name")
     groups = load_groups()
     groups[name] = list(dict.fromkeys(members))
-    path = _groups_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(groups, indent=2, sort_keys=True))
+    atomic_write(_groups_path(), json.dumps(groups, indent=2, sort_keys=True))
     return groups[name]
 
 
@@ -200,7 +194,7 @@ def remove_group(name: str) -> None:
     if name not in groups:
         raise DeviceConfigError(f"no group named {name!r}")
     del groups[name]
-    _groups_path().write_text(json.dumps(groups, indent=2, sort_keys=True))
+    atomic_write(_groups_path(), json.dumps(groups, indent=2, sort_keys=True))
 
 
 def expand_devices(names: list[str]) -> list[str]:

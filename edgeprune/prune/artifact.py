@@ -7,7 +7,6 @@ blocks removed) still load.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch.nn as nn
 
 import edgeprune
 from edgeprune.errors import EdgepruneError
+from edgeprune.files import atomic_open, atomic_write
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.weights import WeightsError, load_tensor_file
 from edgeprune.models.zoo import build_model
@@ -39,13 +39,6 @@ def _portable_spec(spec: str) -> str:
     return spec
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_compressed(model_dir: str | Path, pruned_model: nn.Module, base_spec: str, input_shape,
                     kept: dict[str, list[int]], meta: dict, model_kwargs: dict | None = None,
                     blocks_removed: Iterable[str] = ()) -> Path:
@@ -61,8 +54,9 @@ def save_compressed(model_dir: str | Path, pruned_model: nn.Module, base_spec: s
             "meta": meta}
     text = json.dumps(info, indent=2, sort_keys=True, default=_plain)
     state = {k: v.detach().cpu() for k, v in pruned_model.state_dict().items()}
-    _write_atomic(model_dir / WEIGHTS, lambda p: torch.save(state, p))
-    _write_atomic(model_dir / CHANNELS, lambda p: p.write_text(text + "\n"))
+    with atomic_open(model_dir / WEIGHTS) as f:
+        torch.save(state, f)
+    atomic_write(model_dir / CHANNELS, text + "\n")
     return model_dir
 
 

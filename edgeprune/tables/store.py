@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 from edgeprune.errors import EdgepruneError
+from edgeprune.measurement import Measurement
 
 SCHEMA_VERSION = 2
 
@@ -147,38 +148,35 @@ class LatencyTable:
         return {r[0] for r in self._db.execute(f"SELECT point_key FROM {_table(kind)}")}
 
     def add_layer(self, key: str, provenance: dict, signature: dict, signature_key: str,
-                  c_in: int, c_out: int, result: dict) -> bool:
+                  c_in: int, c_out: int, result: Measurement) -> bool:
         """Store one single-layer measurement; False if the point was already there."""
         extra = {"signature_key": signature_key, "signature_json": canonical(signature), "c_in": c_in,
                  "c_out": c_out}
         return self._insert("layer", key, provenance, extra, result)
 
     def add_network(self, key: str, provenance: dict, model: str, architecture_hash: str,
-                    widths: dict[str, int], result: dict) -> bool:
+                    widths: dict[str, int], result: Measurement) -> bool:
         """Store one whole-network measurement; False if the point was already there."""
         extra = {"model": model, "architecture_hash": architecture_hash, "widths_json": canonical(widths)}
         return self._insert("network", key, provenance, extra, result)
 
-    def _insert(self, kind: str, key: str, prov: dict, extra: dict, result: dict) -> bool:
-        lat = result["latency_ms"]
-        energy = result.get("energy_mj") or {}
-        after = result.get("conditions_after") or {}
+    def _insert(self, kind: str, key: str, prov: dict, extra: dict, m: Measurement) -> bool:
+        lat, energy, after = m.latency, m.energy, m.conditions_after
         row = {
             "point_key": key, **extra,
-            "latency_median_ms": lat["median"], "latency_mean_ms": lat["mean"], "latency_p10_ms": lat["p10"],
-            "latency_p90_ms": lat["p90"], "latency_std_ms": lat["std"], "latency_min_ms": lat["min"],
-            "repeats": lat["n"], "cv": lat["cv"], "run_cv": lat["run_cv"],
-            "reference_ms": (result.get("reference") or {}).get("median_ms"),
-            "reference_ratio": (result.get("reference") or {}).get("ratio"),
-            "energy_mj": energy.get("per_inference"), "energy_source": energy.get("source"),
-            "energy_kind": energy.get("kind"),
+            "latency_median_ms": lat.median, "latency_mean_ms": lat.mean, "latency_p10_ms": lat.p10,
+            "latency_p90_ms": lat.p90, "latency_std_ms": lat.std, "latency_min_ms": lat.min,
+            "repeats": lat.n, "cv": lat.cv, "run_cv": lat.run_cv,
+            "reference_ms": m.reference_ms, "reference_ratio": m.reference_ratio,
+            "energy_mj": energy and energy.per_inference, "energy_source": energy and energy.source,
+            "energy_kind": energy and energy.kind,
             "temperature_c": after.get("temperature_c"),
             "throttled": None if after.get("throttled") is None else int(bool(after["throttled"])),
             "device_name": prov["device_name"], "fingerprint_id": prov["fingerprint_id"],
-            "runtime": result["runtime"]["name"], "runtime_version": result["runtime"]["version"],
-            "threads": result["runtime"]["threads"], "settings_json": canonical(result["settings"]),
-            "input_shape": canonical(prov["input_shape"]), "model_sha256": result.get("model_sha256"),
-            "measured_at": result["finished_at"], "result_json": canonical(result),
+            "runtime": m.runtime, "runtime_version": m.runtime_version,
+            "threads": m.threads, "settings_json": canonical(m.result["settings"]),
+            "input_shape": canonical(prov["input_shape"]), "model_sha256": m.result.get("model_sha256"),
+            "measured_at": m.result["finished_at"], "result_json": canonical(m.result),
             "provenance": prov.get("provenance"),
         }
         cols = ", ".join(row)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.files import atomic_open
 from edgeprune.models.weights import WeightsError, load_tensor_file
 
 __all__ = ["CHECKPOINT_NAME", "CheckpointError", "load_checkpoint", "restore_rng", "rng_state", "save_checkpoint"]
@@ -48,20 +47,10 @@ def restore_rng(state: dict) -> None:
 
 
 def save_checkpoint(state: dict, directory: str | Path) -> Path:
-    """Write `state` to directory/last.pt atomically (temp file, fsync, os.replace); return the path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".last-", suffix=".pt.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `state` to directory/last.pt atomically (temp file, fsync, rename); return the path."""
+    target = Path(directory) / CHECKPOINT_NAME
+    with atomic_open(target) as f:
+        torch.save(state, f)
     return target
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measurement import Measurement, NoEnergy
 from edgeprune.prune.budget import UNITS, parse_budget, resolve_budget
-from edgeprune.verify.lookup import find_cost_model
+from edgeprune.verify.lookup import Found, find_cost_model
 from edgeprune.verify.precision import is_int8
 
 RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert"}
@@ -31,18 +32,19 @@ def model_info(artifact: Path) -> dict | None:
     return read_info(artifact.parent) if (artifact.parent / CHANNELS).is_file() else None
 
 
-def measured_value(result: dict, metric: str, device: str, runtime: str) -> tuple[float, dict]:
-    """The metric's value from a measurement result and where it came from."""
-    provenance = {"device": device, "runtime": runtime, "runtime_version": result.get("runtime", {}).get("version"),
-                  "fingerprint_id": result.get("device", {}).get("fingerprint_id")}
+def measured_value(m: Measurement, metric: str, device: str, runtime: str) -> tuple[float, dict]:
+    """The metric's value from a measurement and where it came from."""
+    provenance = {"device": device, "runtime": runtime, "runtime_version": m.runtime_version,
+                  "fingerprint_id": m.fingerprint_id}
+    try:
+        value = m.value(metric)
+    except NoEnergy:
+        raise VerifyError(f"device {device!r} returned no energy reading; verify with --metric latency") from None
     if metric == "latency":
-        return float(result["latency_ms"]["median"]), provenance | {"source": "timer", "statistic": "median"}
-    energy = result.get("energy_mj")
-    if not energy:
-        raise VerifyError(f"device {device!r} returned no energy reading; verify with --metric latency")
-    return float(energy["per_inference"]), provenance | {
-        "source": energy.get("source"), "kind": energy.get("kind"), "method": energy.get("method"),
-        "sensor": energy.get("source") if energy.get("kind") != "estimate" else "estimate"}
+        return value, provenance | {"source": "timer", "statistic": "median"}
+    e = m.energy
+    return value, provenance | {"source": e.source, "kind": e.kind, "method": e.method,
+                                "sensor": e.source if e.kind != "estimate" else "estimate"}
 
 
 def prediction_warnings(runtime: str, cm_runtime: str | None, int8: bool | None, predicted) -> list[str]:
@@ -88,7 +90,12 @@ def budget_value(budget: str | None, metric: str, dense: float | None) -> float 
 def verify(device_name: str, artifact_path: str | Path, budget: str | None = None, metric: str = "latency",
            tolerance: float = 0.03, cost_model_path: str | Path | None = None, threads: int = 1,
            settings: MeasureSettings | None = None, profile: bool = True, cost_model=None) -> dict:
-    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX."""
+    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX.
+
+    A cost model found or given by path must have been fitted on this device and, when the artifact's base model
+    is known, for its architecture (as ``compress`` requires); the prediction error is computed as ``compress``
+    computes it, against the drift-corrected latency when the cost model records its reference speed.
+    """
     from edgeprune.measure.registry import open_device
 
     if metric not in UNITS:
@@ -97,28 +104,30 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
     runtime = runtime_of(path)
     data = path.read_bytes()
     info = model_info(path)
-    cm_path, cm_runtime = (str(cost_model_path) if cost_model_path else None), None
+    device = open_device(device_name)
+    found = Found(cost_model, str(cost_model_path) if cost_model_path else None)
     if cost_model is None:
         try:
-            cost_model, cm_path, cm_runtime = find_cost_model(info, cost_model_path, device_name, runtime, threads,
-                                                              metric)
+            found = find_cost_model(info, cost_model_path, device_name, device.info()["fingerprint_id"], runtime,
+                                    threads, metric)
         except EdgepruneError as exc:
             raise VerifyError(str(exc)) from exc
-    predicted, dense, layer_pred = predictions(cost_model, info)
+    predicted, dense, layer_pred = predictions(found.model, info)
     int8 = is_int8(data, runtime)
     limit = budget_value(budget, metric, dense)
     wants_profile = profile and runtime == "onnxruntime"
-    result = open_device(device_name).measure(data, runtime, settings or MeasureSettings(threads=threads),
-                                              profile=wants_profile)
-    measured, provenance = measured_value(result, metric, device_name, runtime)
+    m = device.measure(data, runtime, settings or MeasureSettings(threads=threads), profile=wants_profile)
+    measured, provenance = measured_value(m, metric, device_name, runtime)
+    reference_ms = found.meta.get("reference_ms")
     return {"artifact": str(path), "device": device_name, "metric": metric, "unit": UNITS[metric][0],
-            "measured": measured, "predicted": predicted, "dense_predicted": dense, "cost_model": cm_path,
-            "prediction_error": measured / predicted - 1 if predicted else None,
+            "measured": measured, "measured_drift_corrected": m.drift_corrected(metric, reference_ms),
+            "predicted": predicted, "dense_predicted": dense, "cost_model": found.path,
+            "prediction_error": m.prediction_error(predicted, metric, reference_ms),
             "budget": limit, "budget_given": budget, "tolerance": tolerance,
             "within_budget": None if limit is None else measured <= limit * (1 + tolerance),
-            "provenance": provenance, "layers": _layers(result.get("profile"), layer_pred),
-            "int8": int8, "cost_model_runtime": cm_runtime,
-            "warnings": prediction_warnings(runtime, cm_runtime, int8, predicted)}
+            "provenance": provenance, "layers": _layers(m.result.get("profile"), layer_pred),
+            "int8": int8, "cost_model_runtime": found.runtime,
+            "warnings": prediction_warnings(runtime, found.runtime, int8, predicted)}
 
 
 def _layers(profile: dict | None, predicted: dict | None):

@@ -1,57 +1,87 @@
-"""The cost model that predicts an artifact: given, fitted for its device/model/runtime, or found by architecture."""
+"""The cost model that predicts an artifact: given, fitted for its device/model/runtime, or found by architecture.
+
+Every candidate passes the checks ``compress`` applies: fitted on this device (fingerprint) and, when the
+artifact's base model is known, for its architecture.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeprune.errors import EdgepruneError
+
+if TYPE_CHECKING:
+    from edgeprune.costmodel.model import CostModel
 
 RUNTIMES = ("onnxruntime", "litert")
 
 
-def find_cost_model(info: dict | None, path, device: str, runtime: str, threads: int, metric: str):
-    """(cost model, its path, the runtime it was fitted for), or (None, None, None).
+@dataclass
+class Found:
+    """A cost model, its file, the runtime it was fitted for and its provenance (all None/empty: none found)."""
 
-    Without ``path``: the one fitted for this device, model and runtime, then one on the other runtime; then, as
-    channels.json records a `file.py:fn` model by its absolute path while fit keyed it by the spec as typed, any
-    cost model of this device whose architecture is the artifact's base model.
+    model: CostModel | None = None
+    path: str | None = None
+    runtime: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def find_cost_model(info: dict | None, path, device: str, fingerprint_id: str, runtime: str, threads: int,
+                    metric: str) -> Found:
+    """The cost model for this artifact, or an empty ``Found``.
+
+    ``path`` given: that file, refused (CostModelError) when fitted for another device or architecture. Without:
+    the one fitted for this device, model and runtime, then one on the other runtime; then, as channels.json
+    records a `file.py:fn` model by its absolute path while fit keyed it by the spec as typed, any cost model of
+    this device whose architecture is the artifact's base model. Files that fail the checks are passed over.
     """
-    from edgeprune.costmodel import persist
-    from edgeprune.costmodel.store import find_model_file
+    from edgeprune.costmodel.persist import CostModelError
+    from edgeprune.costmodel.store import find_model_file  # sklearn and torch load only when verify runs
 
+    arch = _architecture(info) if info is not None else None
     if path is not None:
         if not Path(path).is_file():
             raise EdgepruneError(f"cost model {path} not found; fit one with `edgeprune fit` or leave out "
                                  "--cost-model")
-        model, meta = persist.load(path)
-        return model, str(path), (meta.get("runtime") or {}).get("name")
+        return _found(path, arch, fingerprint_id)
     if info is None:
-        return None, None, None
+        return Found()
     order = [runtime] + [r for r in RUNTIMES if r != runtime]
     for rt in order:
         candidate = find_model_file(device, info["base_model"], rt, threads, metric, info["input_shape"])
         if candidate is not None:
-            return persist.load(candidate)[0], str(candidate), rt
-    return _by_architecture(info, device, order, threads, metric)
+            try:
+                return _found(candidate, arch, fingerprint_id)
+            except CostModelError:
+                continue
+    return _by_architecture(arch, device, fingerprint_id, order, threads, metric)
 
 
-def _by_architecture(info: dict, device: str, order: list[str], threads: int, metric: str):
-    from edgeprune.costmodel import persist
+def _found(path, arch: str | None, fingerprint_id: str) -> Found:
+    from edgeprune.costmodel.model import CostModel
+
+    model, meta = CostModel.load(path, architecture_hash=arch, fingerprint_id=fingerprint_id)
+    return Found(model, str(path), (meta.get("runtime") or {}).get("name"), meta)
+
+
+def _by_architecture(arch: str | None, device: str, fingerprint_id: str, order: list[str], threads: int,
+                     metric: str) -> Found:
     from edgeprune.costmodel.persist import CostModelError
     from edgeprune.costmodel.store import model_files
 
     files = {rt: model_files(f"*-{rt}-t{threads}-{metric}.json") for rt in order}
-    if not any(files.values()):
-        return None, None, None
-    arch = _architecture(info)
+    if arch is None or not any(files.values()):
+        return Found()
     for rt in order:
         for candidate in files[rt]:
             try:
-                model, meta = persist.load(candidate, architecture_hash=arch)
+                found = _found(candidate, arch, fingerprint_id)
             except CostModelError:
                 continue
-            if (meta.get("device") or {}).get("name") == device:
-                return model, str(candidate), rt
-    return None, None, None
+            if (found.meta.get("device") or {}).get("name") == device:
+                return found
+    return Found()
 
 
 def _architecture(info: dict) -> str | None:
