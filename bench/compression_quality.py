@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgeprune.compress import CompressConfig, compress
+from edgeprune.pipeline import CompressConfig, compress
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
 from edgeprune.measure.registry import open_device

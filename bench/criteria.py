@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from edgeprune.compress import CompressConfig, compress
+from edgeprune.pipeline import CompressConfig, compress
 from edgeprune.errors import EdgepruneError
 from edgeprune.prune.importance import CRITERIA
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from compression_quality import RESULTS, SHARED, adapt_dense
 
-from edgeprune.compress import CompressConfig, compress
+from edgeprune.pipeline import CompressConfig, compress
 from edgeprune.data import load_data
 from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.registry import open_device
@@ -67,10 +67,10 @@ def config(method: str, args, name: str, weights: Path, budget_ms: float, data_s
                           out=str(work / f"joint-bench-{name}-{args.budget}-{method}"), data_limit=limit, lr=0.01)
     if method == "ecc":
         steps_per_epoch = len(load_data(data_src, limit=limit).train)
-        base.ecc = EccSettings(iters=max(1, math.ceil(args.sparse_epochs * steps_per_epoch / ECC_STEPS)),
+        base.settings = EccSettings(iters=max(1, math.ceil(args.sparse_epochs * steps_per_epoch / ECC_STEPS)),
                                steps=ECC_STEPS)
     else:
-        base.joint = JointSettings(lam=args.polar_lambda, sparse_epochs=args.sparse_epochs,
+        base.settings = JointSettings(lam=args.polar_lambda, sparse_epochs=args.sparse_epochs,
                                    max_blocks=0 if method == "slim" else None,
                                    histogram_png=str(work / f"joint-bench-{name}-{args.budget}-{method}-gamma.png"))
     return base

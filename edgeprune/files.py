@@ -10,11 +10,9 @@ from pathlib import Path
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", durable: bool = True) -> Iterator:
-    """A file object on a fresh temporary beside ``path`` that replaces ``path`` when the block ends without error.
-
-    ``durable`` fsyncs before the rename (checkpoints, registries, models); caches that can be rebuilt skip it.
-    Concurrent writers each get their own temporary, so the last rename wins whole.
-    """
+    """A file on a fresh temporary beside ``path`` that replaces ``path`` when the block ends without error."""
+    # durable: fsync before the rename (checkpoints, registries, models); caches that can be rebuilt skip it.
+    # Each writer gets its own temporary, so of concurrent writers the last rename wins whole.
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)

@@ -47,11 +47,10 @@ class Energy:
 
 @dataclass(frozen=True)
 class Measurement:
-    """What a device measured (``result`` is its JSON exactly as sent, for storage and per-device extras).
+    """What a device measured; ``result`` is its JSON exactly as sent (stored, and read for per-device extras)."""
 
-    ``reference_ratio`` is the model's median over a fixed reference model's median timed interleaved with it;
-    times the table's typical reference time it gives the latency on a machine of typical speed (drift-corrected).
-    """
+    # reference_ratio: the model's median over a fixed reference model's median, timed interleaved with it; times
+    # the table's typical reference time it gives the latency on a machine of typical speed (drift-corrected).
 
     latency: LatencyStats
     energy: Energy | None

@@ -17,18 +17,15 @@ def timed(timings: dict, phase: str):
         timings[phase] = round(timings.get(phase, 0.0) + time.perf_counter() - tick, 2)
 
 
-def estimate_phases(cfg, net, data, teacher, share: float) -> dict:
-    """Expected seconds of the long phases, from timed training steps of the dense model on this machine."""
-    step = seconds_per_step(net, data.train)
+def estimate_phases(epochs: int, pruning: tuple[str, float] | None, net, data, teacher, share: float) -> dict:
+    """Expected seconds of the long phases, from timed training steps of the dense model on this machine;
+    ``pruning``: (name, dense-model training steps) of the method's own training phase, if it has one."""
+    loss_fn = getattr(data, "loss_fn", None)
+    step = seconds_per_step(net, data.train, loss_fn=loss_fn)
     tune_step = share * step + (seconds_per_step(net, data.train, teacher) - step if teacher is not None else 0.0)
-    est = {"seconds_per_dense_step": round(step, 4), "fine_tuning": cfg.epochs * len(data.train) * tune_step}
-    if cfg.method == "ecc":
-        iters, steps = cfg.ecc.rounds(len(data.train))
-        rankings = (iters // cfg.ecc.strength_every + 2) * cfg.ecc.strength_batches
-        est["admm"] = (iters * steps + rankings) * step
-    elif cfg.method == "halp":
-        tune = (cfg.halp.steps - 1) * cfg.halp.steps_between(len(data.train))
-        est["halp"] = (tune + cfg.halp.steps * cfg.halp.criterion_batches) * step
+    est = {"seconds_per_dense_step": round(step, 4), "fine_tuning": epochs * len(data.train) * tune_step}
+    if pruning is not None:
+        est[pruning[0]] = pruning[1] * step
     return {k: round(v, 1) if k != "seconds_per_dense_step" else v for k, v in est.items()}
 
 

@@ -15,9 +15,10 @@ from edgeprune.prune.result import PruneResult
 SELECTION = "selection"
 
 
-def config_digest(cfg) -> str:
-    """A digest of everything in a compress config that shapes the selection (fine-tuning settings included)."""
-    text = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
+def config_digest(cfg, identity: str = "") -> str:
+    """A digest of everything in a compress config that shapes the selection (fine-tuning settings included), and
+    of ``identity`` (the inputs given as objects rather than specs)."""
+    text = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str) + identity
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -32,13 +33,14 @@ def save_selection(out: Path, model, spec: str, shape, loop: Corrected, digest: 
     save_compressed(out / SELECTION, model, spec, shape, r.kept, meta, blocks_removed=r.blocks_removed)
 
 
-def load_selection(out: Path, digest: str):
+def load_selection(out: Path, digest: str, base=None):
     """(model, Corrected, timings) of a selection saved by a run with the same config, else None; a selection or
-    fine-tuning checkpoints from another config are removed (they would be resumed into another structure)."""
+    fine-tuning checkpoints from another config are removed (they would be resumed into another structure).
+    ``base``: the dense nn.Module to rebuild from when the model was given as an object, not a spec."""
     where = out / SELECTION
     if where.is_dir():
         try:
-            model, info = load_compressed(where)
+            model, info = load_compressed(where, base=base)
         except EdgepruneError:
             model, info = None, {}
         meta = info.get("meta") or {}

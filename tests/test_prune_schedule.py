@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli
-from edgeprune.compress import CompressConfig, compress
+from edgeprune.pipeline import CompressConfig, compress
 from edgeprune.data import load_data
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.zoo import build_model

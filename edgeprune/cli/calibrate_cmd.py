@@ -6,11 +6,11 @@ from pathlib import Path
 import typer
 from edgeprune_agent.sensors import CHOICES as SENSOR_CHOICES
 
-from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, check_choice, check_runtime,
-                                  load_model_and_space)
+from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, check_choice, check_runs, check_runtime,
+                                  parse_shape)
 from edgeprune.cli.output import Output, RichProgress
-from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.platform_calibrate import calibrate_platform
+from edgeprune.models import build_model
 from edgeprune.measure.devices import DeviceUnavailable
 from edgeprune.measure.registry import expand_devices, open_device
 from edgeprune.measure.settings import MeasureSettings
@@ -55,22 +55,21 @@ def calibrate_command(
     if platform:
         return _calibrate_platform(out, device, sensor, table, runtime, settings, op_points, platform_networks,
                                    seed, network_passes)
+    import edgeprune
+
     if points < 1 or network_variants < 0:
         raise ValueError("--points must be >= 1 and --network-variants >= 0")
-    net, shape, space = load_model_and_space(model, weights, input_shape)
-    names = expand_devices(device)
-    devs = [open_device(name, sensor=sensor) for name in names]
-    path = table or default_table(device[0])
+    net, shape = build_model(model, input_shape=parse_shape(input_shape))
+    if input_shape is not None:
+        check_runs(net, shape, model)
     bar = RichProgress(out.console)
-    with LatencyTable(path) as tbl:
-        try:
-            result = calibrate(devs if len(devs) > 1 else devs[0], model, net, space, tbl, runtime, settings,
-                               points, network_variants, seed, point_reporter(bar), network_passes=network_passes)
-        except DeviceUnavailable as exc:
-            raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
-                               "again to resume") from exc
-        finally:
-            bar.finish()
+    try:
+        result = edgeprune.calibrate(model, shape, device, weights=weights, runtime=runtime, points=points,
+                                     network_variants=network_variants, network_passes=network_passes,
+                                     seed=seed, table=table, measure=settings, sensor=sensor,
+                                     on_point=point_reporter(bar))
+    finally:
+        bar.finish()
     summary = result.to_dict()
     out.emit(summary)
     _report(out, summary, shape)

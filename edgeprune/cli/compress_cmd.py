@@ -1,6 +1,8 @@
-"""``edgeprune compress`` and ``edgeprune demo``."""
+"""``edgeprune compress`` and ``edgeprune demo``: options built from the pruning-method registry, run by the API."""
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
 
 import typer
@@ -8,15 +10,32 @@ from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt, ModelOpt
 from edgeprune.cli.output import Output, RichProgress
-from edgeprune.compress import ADMM_SHARE, METHODS, CompressConfig, compress
-from edgeprune.prune.halp import HalpSettings
-from edgeprune.prune.importance import CRITERIA
+from edgeprune.pipeline import ADMM_SHARE, CompressConfig
 from edgeprune.prune.closed_loop import LoopSettings
-from edgeprune.prune.ecc import EccSettings
-from edgeprune.prune.joint.settings import JointSettings
+from edgeprune.prune.importance import CRITERIA
+from edgeprune.prune.methods import methods, options, settings_from_options
 from edgeprune.prune.schedule import SCHEDULES
 
 
+def _with_method_options(command):
+    """Add every registered method's settings options (``prune.methods.options``) to ``command``'s signature,
+    before ``--json``; their values arrive in ``**method_options``."""
+    hints = typing.get_type_hints(command)
+    params = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()
+              if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    extra = []
+    for opt in options():
+        users = ", ".join(m for m, _ in opt.fields)
+        default = "" if opt.default is None else f" (default: {opt.default})"
+        extra.append(inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, annotation=opt.type,
+                                       default=typer.Option(None, opt.flag, help=f"{users}: {opt.help}{default}")))
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+    command.__signature__ = inspect.Signature(params[:-1] + extra + params[-1:])
+    command.__annotations__ = {**{p.name: p.annotation for p in params + extra}}
+    return command
+
+
+@_with_method_options
 def compress_command(model: str = ModelOpt,
                      weights: Path = typer.Option(None, "--weights", help="Dense checkpoint to start from."),
                      data: str = typer.Option("digits", "--data", help="digits, npz:PATH, cifar10:DIR or "
@@ -24,10 +43,12 @@ def compress_command(model: str = ModelOpt,
                      device: str = typer.Option("local", "--device", "-d"),
                      metric: str = typer.Option("latency", "--metric", help="energy or latency."),
                      budget: str = typer.Option("0.5", "--budget", help="4.2mJ, 3ms, or a fraction of dense."),
-                     method: str = typer.Option("ecc", "--method", help="|".join(METHODS)),
+                     method: str = typer.Option("ecc", "--method", help="; ".join(
+                         f"{name}: {m.help}" for name, m in methods().items())),
                      epochs: int = typer.Option(3, "--epochs", help="Fine-tuning epochs after pruning."),
                      out: Path = typer.Option(Path("compressed"), "--out", help="Output directory."),
-                     round_to: int = typer.Option(None, "--round-to", help="Keep widths on multiples of this."),
+                     round_to: int = typer.Option(None, "--round-to", help="Keep widths on multiples of this "
+                                                  "(every method)."),
                      distill: bool = typer.Option(None, "--distill/--no-distill", help="Fine-tune with the dense "
                                                   "model as teacher (default: on when --weights is given)."),
                      lr: float = typer.Option(CompressConfig.lr, "--lr", help="Fine-tuning learning rate (SGD, "
@@ -40,8 +61,6 @@ def compress_command(model: str = ModelOpt,
                                                        "phase in epochs: ecc's ADMM (at least 60 steps), halp's "
                                                        f"short-tunes between steps (default: {ADMM_SHARE:g} × "
                                                        "--epochs)."),
-                     halp_steps: int = typer.Option(HalpSettings.steps, "--halp-steps", min=1,
-                                                    help="halp: knapsack pruning steps, short-tuned in between."),
                      data_limit: int = typer.Option(None, "--data-limit", help="Use at most N samples per split."),
                      criterion: str = typer.Option(None, "--criterion", help="Channel ranking: " + "|".join(CRITERIA)
                                                    + " (default l1; ecc one-shot uses its ADMM norms)."),
@@ -54,42 +73,22 @@ def compress_command(model: str = ModelOpt,
                                                            "fine-tuning; while over budget (or under 0.97×), rescale "
                                                            "the budget by measured ÷ predicted and re-select, at most "
                                                            "N times (0: measure only)."),
-                     min_keep: float = typer.Option(EccSettings.min_keep, "--min-keep",
-                                                    help="ecc, halp and netadapt: keep at least this share of every "
-                                                    "channel group."),
-                     sparse_epochs: int = typer.Option(JointSettings.sparse_epochs, "--sparse-epochs",
-                                                       help="joint: epochs of polarization sparse training."),
-                     polar_lambda: float = typer.Option(JointSettings.lam, "--polar-lambda",
-                                                        help="joint: weight λ of the polarization regularizer."),
-                     polar_t: float = typer.Option(JointSettings.t, "--polar-t", help="joint: t in "
-                                                   "t·|γ| − |γ − mean γ|."),
-                     polar_a: float = typer.Option(JointSettings.a, "--polar-a", help="joint: clamp γ to [0, a]."),
-                     bin_width: float = typer.Option(JointSettings.bin_width, "--bin-width",
-                                                     help="joint: γ histogram bin width for the thresholds."),
-                     max_blocks: int = typer.Option(None, "--max-blocks", help="joint: remove at most N residual "
-                                                    "blocks (0: channels only; default: as many as pay off)."),
-                     gamma_histograms: Path = typer.Option(None, "--gamma-histograms",
-                                                           help="joint: draw the γ histograms into this PNG."),
                      cost_model: str = typer.Option("device", "--cost-model", help="device (this architecture's "
                                                     "fitted model) or platform (the device's platform model)."),
-                     as_json: bool = JsonOpt):
+                     as_json: bool = JsonOpt, **method_options):
     """Prune a model to a measured-model energy or latency budget, fine-tune, export ONNX and measure it."""
+    import edgeprune
+
     o = Output(as_json)
-    cfg = CompressConfig(model=model, weights=str(weights) if weights else None, data=data, device=device,
-                         metric=metric, budget=budget, method=method, epochs=epochs, out=str(out),
-                         round_to=round_to, distill=distill, data_limit=data_limit, criterion=criterion,
-                         lr=lr, batch_size=batch_size, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-                         admm_epochs=admm_epochs, halp=HalpSettings(steps=halp_steps, min_keep=min_keep),
-                         schedule=schedule, schedule_steps=schedule_steps,
-                         closed_loop=LoopSettings(rounds=correction_rounds), ecc=EccSettings(min_keep=min_keep),
-                         netadapt_min_keep=min_keep,
-                         joint=JointSettings(lam=polar_lambda, t=polar_t, a=polar_a, sparse_epochs=sparse_epochs,
-                                             bin_width=bin_width, max_blocks=max_blocks,
-                                             histogram_png=str(gamma_histograms) if gamma_histograms else None),
-                         cost_model=cost_model)
-    summary = compress(cfg, say=o.log, reporter=RichProgress(o.console))
-    o.emit(summary)
-    print_summary(o, summary)
+    result = edgeprune.compress(
+        model, data=data, weights=str(weights) if weights else None, device=device, metric=metric,
+        budget=budget, method=method, epochs=epochs, out=str(out), round_to=round_to, distill=distill,
+        data_limit=data_limit, criterion=criterion, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs, admm_epochs=admm_epochs, schedule=schedule, schedule_steps=schedule_steps,
+        closed_loop=LoopSettings(rounds=correction_rounds), cost_model=cost_model,
+        settings=settings_from_options(method, method_options), say=o.log, progress=RichProgress(o.console))
+    o.emit(result.summary)
+    print_summary(o, result.summary)
 
 
 def print_summary(o: Output, s: dict) -> None:
@@ -128,6 +127,7 @@ def print_summary(o: Output, s: dict) -> None:
 def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4),
                  as_json: bool = JsonOpt):
     """The main job: train the demo CNN on digits, calibrate this CPU, fit, compress to 50 % energy, measure."""
+    import edgeprune
     from edgeprune.data import load_data
     from edgeprune.models import build_model
     from edgeprune.train import train_from_scratch
@@ -142,9 +142,8 @@ def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epoc
     import torch
 
     torch.save(net.state_dict(), out / "dense.pt")
-    cfg = CompressConfig(model="demo_cnn", weights=str(out / "dense.pt"), data="digits", metric="energy",
-                         budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"), points=24,
-                         network_variants=30)
-    summary = compress(cfg, say=o.log, reporter=bar)
-    o.emit(summary)
-    print_summary(o, summary)
+    result = edgeprune.compress("demo_cnn", data="digits", weights=str(out / "dense.pt"), metric="energy",
+                                budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"),
+                                points=24, network_variants=30, say=o.log, progress=bar)
+    o.emit(result.summary)
+    print_summary(o, result.summary)

@@ -21,13 +21,14 @@ def export_command(model_dir: Path = typer.Option(..., "--model-dir", help="Dire
                    data_limit: int = typer.Option(None, "--data-limit", help="Use at most N samples per split."),
                    as_json: bool = JsonOpt):
     """Export a compressed model, check it against torch on real samples, optionally quantize to int8."""
-    from edgeprune.export.artifact import export_artifact
+    import edgeprune
 
     o = Output(as_json)
     bar = RichProgress(o.console)
     bar.start(f"export {fmt}{' int8' if int8 else ''} + parity check", 1)
     try:
-        r = export_artifact(model_dir, fmt, int8, data, out, samples, nhwc, data_limit=data_limit)
+        r = edgeprune.export(model_dir, out, fmt=fmt, int8=int8, data=data, samples=samples, nhwc=nhwc,
+                             data_limit=data_limit)
         bar.advance()
     finally:
         bar.finish()

@@ -7,21 +7,17 @@ import typer
 from rich.table import Table
 
 from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, check_choice, check_metric, check_runtime,
-                                  load_model_and_space, parse_shape, shape_option)
+                                  parse_shape, shape_option)
 from edgeprune.cli.output import Output
 from edgeprune.cli.platform_cmd import fit_platform, platform_predict
-from edgeprune.costmodel.dataset import Selection
-from edgeprune.costmodel.fit import FitError, fit_from_table
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.persist import CostModelError
 from edgeprune.costmodel.platform_persist import default_platform_path
-from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
+from edgeprune.costmodel.store import find_file, find_model_file
 from edgeprune.models.layer_space import architecture_hash
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.models.widths import parse_widths, widths_from_checkpoint
-from edgeprune.paths import default_table
-from edgeprune.tables.store import LatencyTable
 
 DeviceOpt = typer.Option("local", "--device", "-d", help="Device name the table was calibrated on.")
 MetricOpt = typer.Option("latency", "--metric", help="latency (ms) or energy (mJ).")
@@ -51,20 +47,13 @@ def fit_command(device: str = DeviceOpt, model: str = ModelOpt, input_shape: str
     check_choice("--residual", residual, ("auto", "none", "hgb"))
     if platform:
         return fit_platform(o, device, metric, runtime, threads, table, out, residual)
-    _, shape, space = load_model_and_space(model, None, input_shape)
-    path = table or default_table(device)
-    if not Path(path).is_file():
-        raise FitError(f"no latency table at {path}", hint=f"run `edgeprune calibrate --device {device} --model "
-                       f"{model}{shape_option(input_shape)}` first")
-    with LatencyTable(path) as tbl:
-        fid = tbl.fingerprint_of(device)
-        if fid is None:
-            raise FitError(f"{path} has no measurements from device {device!r}")
-        result = fit_from_table(tbl, device, model, space, Selection(fid, runtime, threads), metric, source)
-    out_path = result.model.save(out or default_model_path(device, model, runtime, threads, metric, shape),
-                                 result.provenance)
-    o.emit({"cost_model": str(out_path), "device": device, "fingerprint_id": fid, **result.report})
-    _print_fit(o, result.report, out_path, device, runtime, threads)
+    import edgeprune
+
+    fitted = edgeprune.fit(model, parse_shape(input_shape), device, metric=metric, source=source,
+                           runtime=runtime, threads=threads, table=table, out=out)
+    o.emit({"cost_model": str(fitted.path), "device": device,
+            "fingerprint_id": fitted.provenance["device"]["fingerprint_id"], **fitted.report})
+    _print_fit(o, fitted.report, fitted.path, device, runtime, threads)
 
 
 def _print_fit(o: Output, r: dict, path: Path, device: str, runtime: str, threads: int) -> None:

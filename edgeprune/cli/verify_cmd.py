@@ -19,10 +19,10 @@ def verify_command(artifact: Path = typer.Argument(..., help="An .onnx or .tflit
                                                    "fitted one for this device and model)."),
                    as_json: bool = JsonOpt):
     """Measure an artifact end to end; exit 3 when it exceeds the budget beyond the tolerance (1 on an error)."""
-    from edgeprune.verify import verify
+    import edgeprune
 
     o = Output(as_json)
-    r = verify(device, artifact, budget, metric, tolerance, cost_model)
+    r = edgeprune.verify(artifact, device, budget=budget, metric=metric, tolerance=tolerance, cost_model=cost_model)
     o.emit(r)
     print_report(o, r)
     if r["within_budget"] is False:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-import edgeprune
+from edgeprune.version import __version__
 from edgeprune.errors import EdgepruneError
 from edgeprune.files import atomic_write
 
@@ -18,7 +18,7 @@ class CostModelError(EdgepruneError):
 
 def write_versioned(path: str | Path, fmt: str, version: int, doc: dict) -> Path:
     """Write ``doc`` under a format header, atomically."""
-    header = {"format": fmt, "format_version": version, "edgeprune_version": edgeprune.__version__}
+    header = {"format": fmt, "format_version": version, "edgeprune_version": __version__}
     return atomic_write(path, json.dumps({**header, **doc}, indent=1, default=_plain))
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
@@ -32,6 +33,10 @@ class DataBundle:
     normalization: dict | None = None
     classes: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)
+    # The task when it is not classification: loss_fn(outputs, targets) -> scalar tensor for training and channel
+    # ranking, eval_fn(model, batches) -> float (higher is better) for the reported accuracy (train/objective.py).
+    loss_fn: Callable[[Any, Any], Any] | None = None
+    eval_fn: Callable[[Any, Any], float] | None = None
 
 
 class EpochSampler(Sampler[int]):

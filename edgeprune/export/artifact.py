@@ -29,8 +29,9 @@ def default_out(model_dir: Path, fmt: str, int8: bool, nhwc: bool) -> Path:
 
 def export_artifact(model_dir: str | Path, fmt: str = "onnx", int8: bool = False, data: str | None = None,
                     out: str | Path | None = None, samples: int = 64, nhwc: bool = False,
-                    parity: bool = True, data_limit: int | None = None) -> dict:
-    """Write the artifact and return path, format, size, parity figures and (int8) the accuracy change."""
+                    parity: bool = True, data_limit: int | None = None, base=None, bundle=None) -> dict:
+    """Write the artifact and return path, format, size, parity figures and (int8) the accuracy change; ``base``
+    (the dense nn.Module of a model given as an object) and ``bundle`` (a DataBundle) stand in for the specs."""
     from edgeprune.data import load_data
     from edgeprune.prune.artifact import load_compressed
 
@@ -39,10 +40,11 @@ def export_artifact(model_dir: str | Path, fmt: str = "onnx", int8: bool = False
     if nhwc and fmt != "tflite":
         raise ValueError("--nhwc applies to TFLite only (ONNX keeps the torch layout, NCHW)")
     model_dir = Path(model_dir)
-    model, info = load_compressed(model_dir)
+    model, info = load_compressed(model_dir, base=base)
     shape = tuple(info["input_shape"])
-    source = data_source(info, data, needed=parity or int8)
-    bundle = load_data(source, limit=data_limit) if source else None
+    source = bundle.name if bundle is not None else data_source(info, data, needed=parity or int8)
+    if bundle is None and source:
+        bundle = load_data(source, limit=data_limit)
     path = Path(out) if out else default_out(model_dir, fmt, int8, nhwc)
     path.parent.mkdir(parents=True, exist_ok=True)
     loader = bundle.val if (bundle and parity) else None

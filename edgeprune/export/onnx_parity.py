@@ -14,6 +14,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.export.samples import take_samples
 from edgeprune.files import atomic_write
 from edgeprune.formats import to_onnx_bytes
+from edgeprune.models.layer_space import output_tensors
 
 
 class ParityError(EdgepruneError):
@@ -50,14 +51,30 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
 
 def check_parity(model: nn.Module, onnx_bytes: bytes, x: torch.Tensor, atol: float = 1e-3,
                  min_agreement: float = 0.99) -> ParityReport:
-    """Max abs difference and top-1 agreement between torch and onnxruntime, one sample at a time."""
+    """Max abs difference and top-1 agreement between torch and onnxruntime, one sample at a time; a model with
+    several outputs (tuple, list, dict) is compared output by output, its agreement over the 2-D ones whose torch
+    top two differ by more than ``atol`` (a near-tie is no disagreement)."""
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     batch = sess.get_inputs()[0].shape[0]
     model = model.eval()
     with torch.no_grad():
-        ref = model(x).numpy()
-    got = np.concatenate([sess.run(None, {name: x[i:i + batch].numpy()})[0] for i in range(0, len(x), batch)])
-    diff = float(np.abs(ref - got).max())
-    agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
+        refs = [t.numpy() for _, t in output_tensors(model(x))]
+    runs = [sess.run(None, {name: x[i:i + batch].numpy()}) for i in range(0, len(x), batch)]
+    gots = [np.concatenate([r[k] for r in runs]) for k in range(len(refs))]
+    diff = max(float(np.abs(ref - got).max()) for ref, got in zip(refs, gots))
+    if len(refs) == 1:
+        agree = float(np.mean(refs[0].argmax(1) == gots[0].argmax(1)))
+    else:
+        same = [(ref.argmax(1) == got.argmax(1))[_margin(ref) > atol] for ref, got in zip(refs, gots) if ref.ndim == 2]
+        counted = np.concatenate(same) if same else np.ones(1, dtype=bool)
+        agree = float(np.mean(counted)) if counted.size else 1.0
     return ParityReport(len(x), diff, agree, atol, diff <= atol and agree >= min_agreement)
+
+
+def _margin(scores: np.ndarray) -> np.ndarray:
+    """Per row: the largest score minus the second largest (infinite for a single column)."""
+    if scores.shape[1] < 2:
+        return np.full(len(scores), np.inf)
+    top = np.sort(scores, axis=1)
+    return top[:, -1] - top[:, -2]

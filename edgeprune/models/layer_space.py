@@ -299,14 +299,14 @@ def _chunking(group, width: int) -> int:
     return divisor
 
 
-def _output_tensors(out, label: str = "output") -> list[tuple[str, torch.Tensor]]:
+def output_tensors(out, label: str = "output") -> list[tuple[str, torch.Tensor]]:
     """Every tensor of a model's output (a tensor, or tuples, lists and dicts of them), each with a label."""
     if isinstance(out, torch.Tensor):
         return [(label, out)]
     if isinstance(out, dict):
-        return [t for k, v in out.items() for t in _output_tensors(v, f"output {k!r}")]
+        return [t for k, v in out.items() for t in output_tensors(v, f"output {k!r}")]
     if isinstance(out, (tuple, list)):
-        return [t for i, v in enumerate(out) for t in _output_tensors(v, f"output {i}" if label == "output"
+        return [t for i, v in enumerate(out) for t in output_tensors(v, f"output {i}" if label == "output"
                                                                      else f"{label}[{i}]")]
     return []
 
@@ -328,7 +328,7 @@ def _output_layers(model: nn.Module, example: torch.Tensor, names: dict) -> dict
         for h in hooks:
             h.remove()
     found: dict[str, str] = {}
-    for label, tensor in _output_tensors(out):
+    for label, tensor in output_tensors(out):
         stack, seen = [tensor.grad_fn], set()
         while stack:
             fn = stack.pop()

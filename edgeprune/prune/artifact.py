@@ -6,6 +6,7 @@ blocks removed) still load.
 """
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-import edgeprune
+from edgeprune.version import __version__
 from edgeprune.errors import EdgepruneError
 from edgeprune.files import atomic_open, atomic_write
 from edgeprune.models.layer_space import build_layer_space
@@ -47,7 +48,7 @@ def save_compressed(model_dir: str | Path, pruned_model: nn.Module, base_spec: s
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     kept = {str(g): sorted(int(i) for i in idxs) for g, idxs in kept.items()}
-    info = {"format": FORMAT, "version": VERSION, "edgeprune_version": edgeprune.__version__,
+    info = {"format": FORMAT, "version": VERSION, "edgeprune_version": __version__,
             "base_model": _portable_spec(base_spec), "model_kwargs": dict(model_kwargs or {}),
             "input_shape": [int(d) for d in input_shape], "kept": kept,
             "widths": {g: len(idxs) for g, idxs in kept.items()}, "blocks_removed": [str(b) for b in blocks_removed],
@@ -83,7 +84,7 @@ def read_info(model_dir: str | Path) -> dict:
                             f"{info.get('format') if isinstance(info, dict) else None!r})")
     version = info.get("version")
     if not isinstance(version, int) or version > VERSION:
-        raise ArtifactError(f"{path} has format version {version!r}; this edgeprune ({edgeprune.__version__}) "
+        raise ArtifactError(f"{path} has format version {version!r}; this edgeprune ({__version__}) "
                             f"reads up to version {VERSION} — upgrade edgeprune")
     missing = [k for k in ("base_model", "input_shape", "kept") if k not in info]
     if missing:
@@ -117,17 +118,19 @@ def _read_state(path: Path) -> dict:
     return state
 
 
-def load_compressed(model_dir: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the base model, remove the channels and then the blocks channels.json drops, load weights.pt
-    strictly; eval mode."""
+def load_compressed(model_dir: str | Path, base: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the base model (or copy ``base``, the dense nn.Module it was pruned from), remove the channels and
+    then the blocks channels.json drops, load weights.pt strictly; eval mode."""
     model_dir = Path(model_dir)
     info = read_info(model_dir)
     state = _read_state(model_dir / WEIGHTS)
     shape = tuple(info["input_shape"])
     try:
-        base, shape = build_model(info["base_model"], input_shape=shape, **info.get("model_kwargs", {}))
+        base, shape = ((copy.deepcopy(base).eval(), shape) if base is not None
+                       else build_model(info["base_model"], input_shape=shape, **info.get("model_kwargs", {})))
     except EdgepruneError as exc:
-        raise ArtifactError(f"{model_dir}: cannot rebuild base model {info['base_model']!r}: {exc}") from exc
+        raise ArtifactError(f"{model_dir}: cannot rebuild base model {info['base_model']!r}: {exc}; a model "
+                            "given as an nn.Module loads with edgeprune.load(dir, base=model)") from exc
     space = build_layer_space(base, shape)
     try:
         model = apply_pruning(base, space, info["kept"], info["blocks_removed"])

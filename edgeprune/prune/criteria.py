@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch_pruning as tp
 
 from edgeprune.train.evaluate import model_device
+from edgeprune.train.objective import LossFn, batch_loss
 
 WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
 
 
-def accumulate_gradients(model: nn.Module, batches: list) -> None:
-    """Cross-entropy gradients summed over ``batches`` into every ``.grad`` (eval mode: BN statistics unchanged)."""
-    device = model_device(model)
+def accumulate_gradients(model: nn.Module, batches: list, loss_fn: LossFn | None = None) -> None:
+    """Loss (cross-entropy, or ``loss_fn``) gradients summed over ``batches`` into every ``.grad`` (eval mode: BN
+    statistics unchanged)."""
     model.eval()
     model.zero_grad(set_to_none=True)
-    for x, y, *_ in batches:
-        F.cross_entropy(model(x.to(device)), y.to(device)).backward()
+    for batch in batches:
+        batch_loss(model, batch, loss_fn).backward()
 
 
 def taylor_filter(layer: nn.Module, idxs: list[int]) -> torch.Tensor:

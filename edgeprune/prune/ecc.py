@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
@@ -18,6 +17,7 @@ from edgeprune.structure.channel_slices import channel_norms, group_slices
 from edgeprune.prune.importance import channel_importance, keep_top
 from edgeprune.structure.physical import keep_floor
 from edgeprune.prune.result import PruneResult
+from edgeprune.train.objective import task_loss
 
 
 MAX_ROUNDS = 40
@@ -39,7 +39,8 @@ class EccSettings:
     min_width: int = 1
     # Never keep fewer than this share of a group: the cost gradient alone happily cuts a residual stream to one
     # channel (cheap, but the network cannot recover from it within a short fine-tune).
-    min_keep: float = 0.2
+    min_keep: float = field(default=0.2, metadata={
+        "option": "--min-keep", "help": "Keep at least this share of every channel group."})
     round_to: int | None = None
     price_momentum: float = 0.8
     # What a channel is worth when widths are priced: "taylor" (first-order loss change |w·∂L/∂w| over the group,
@@ -162,7 +163,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
         model.train()
         for _ in range(round_steps):
             x, target = next(batches)[:2]
-            loss = F.cross_entropy(model(x), target) + rho / 2 * admm.penalty()
+            loss = task_loss(model(x), target, getattr(data, "loss_fn", None)) + rho / 2 * admm.penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -248,17 +249,17 @@ def _meet_budget(widths: dict[str, int], strengths: dict[str, torch.Tensor], cos
         base = float(cost_model.predict([widths])[0])
         best, best_score = None, -1.0
         for g, w in widths.items():
-            step = steps[g]
-            if w - step < _lowest(cost_model.dense_widths_[g], s):
+            lower = (w - 1) // steps[g] * steps[g]  # the next width down on the grid (a dense width may be off it)
+            if lower < max(1, _lowest(cost_model.dense_widths_[g], s)):
                 continue
-            trial = {**widths, g: w - step}
+            trial = {**widths, g: lower}
             saving = base - float(cost_model.predict([trial])[0])
-            score = saving / float(strengths[g][w - step:w].sum() + 1e-12)
+            score = saving / float(strengths[g][lower:w].sum() + 1e-12)
             if score > best_score:
-                best, best_score = g, score
+                best, best_score = (g, lower), score
         if best is None:
             break  # the floor: nothing left to remove; the caller checked feasibility beforehand
-        widths = {**widths, best: widths[best] - steps[best]}
+        widths = {**widths, best[0]: best[1]}
     return widths
 
 

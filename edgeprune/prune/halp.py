@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch.nn as nn
@@ -31,11 +31,13 @@ class HalpSettings:
     """``steps`` pruning steps from dense to the budget, with SGD steps after every step but the last: ``epochs``
     passes over the training data in all (at least ``MIN_TUNE_STEPS``), or ``tune_steps`` after each if given."""
 
-    steps: int = 4
+    steps: int = field(default=4, metadata={
+        "option": "--halp-steps", "help": "Knapsack pruning steps, short-tuned in between."})
     epochs: float = 0.5
     tune_steps: int | None = None
     lr: float = 0.01
-    min_keep: float = 0.2  # as ecc: no group keeps less than this share of its dense width
+    min_keep: float = field(default=0.2, metadata={  # as ecc: no group below this share of its dense width
+        "option": "--min-keep", "help": "Keep at least this share of every channel group."})
     criterion_batches: int = 8
     round_to: int | None = None
 
@@ -169,7 +171,8 @@ def prune_halp(model: nn.Module, space: LayerSpace, cost_batch: CostBatch, budge
             recalibrate_bn(current, data.train)
         reporter.advance()
         if step < settings.steps and tune_steps:
-            short_tune(current, take_batches(data.train, tune_steps), settings.lr)
+            short_tune(current, take_batches(data.train, tune_steps), settings.lr,
+                       loss_fn=getattr(data, "loss_fn", None))
             reporter.advance(tune_steps)
         record = {"step": len(history) + 1, "target": target, "predicted_cost": cost, "widths": dict(widths)}
         history.append(record)

@@ -74,7 +74,7 @@ def channel_importance(model: nn.Module, space: LayerSpace, criterion: str = "l1
         model = copy.deepcopy(model)
         sample = take_batches(data.train, batches)
         if criterion == "taylor":
-            accumulate_gradients(model, sample)
+            accumulate_gradients(model, sample, getattr(data, "loss_fn", None))
     dg = build_graph(model, space.input_shape)
     groups = {}
     for g in space.prunable_groups:

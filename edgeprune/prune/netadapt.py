@@ -63,11 +63,12 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
         raise ValueError(f"min_keep must be in [0, 1), got {min_keep}")
     dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to, min_keep=min_keep)
     holdout = take_batches(data.val, eval_batches)
+    loss_fn, eval_fn = getattr(data, "loss_fn", None), getattr(data, "eval_fn", None)
     if start is None:
         widths = space.dense_widths()
         kept = {g: list(range(w)) for g, w in widths.items()}
         current, cost = copy.deepcopy(model).eval(), dense_cost
-        history = [{"iter": 0, "cost": cost, "accuracy": holdout_accuracy(current, holdout),
+        history = [{"iter": 0, "cost": cost, "accuracy": holdout_accuracy(current, holdout, eval_fn),
                     "macs": network_macs(space, widths), "floor_cost": floor_cost}]
     else:
         widths, kept = dict(start[0].widths), {g: list(k) for g, k in start[0].kept.items()}
@@ -93,8 +94,8 @@ def netadapt_search(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget
         for name, (width, new_cost) in proposals.items():
             local = keep_top({name: importance[name]}, {name: width}, space.divisors())[name]
             candidate = apply_kept(current, space, {name: local})
-            short_tune(candidate, tune, lr)
-            acc = holdout_accuracy(candidate, holdout)
+            short_tune(candidate, tune, lr, loss_fn=loss_fn)
+            acc = holdout_accuracy(candidate, holdout, eval_fn)
             scores[name] = acc
             if best is None or (acc, -new_cost) > (best[0], -best[2]):
                 best = (acc, name, new_cost, width, local, candidate)

@@ -5,10 +5,10 @@ import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from edgeprune.train.evaluate import TrainError, evaluate, model_device
+from edgeprune.train.evaluate import TrainError
+from edgeprune.train.objective import EvalFn, LossFn, batch_loss, score
 
 
 def take_batches(loader, n: int) -> list:
@@ -25,16 +25,15 @@ def take_batches(loader, n: int) -> list:
 
 
 def short_tune(model: nn.Module, batches: list, lr: float = 0.01, momentum: float = 0.9,
-               weight_decay: float = 5e-4) -> float:
+               weight_decay: float = 5e-4, loss_fn: LossFn | None = None) -> float:
     """One SGD step per batch (in place; model left in eval mode); return the mean training loss."""
     if not batches:
         return float("nan")
-    device = model_device(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     model.train()
     total = 0.0
-    for x, y, *_ in batches:
-        loss = F.cross_entropy(model(x.to(device)), y.to(device))
+    for batch in batches:
+        loss = batch_loss(model, batch, loss_fn)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -46,6 +45,6 @@ def short_tune(model: nn.Module, batches: list, lr: float = 0.01, momentum: floa
     return mean
 
 
-def holdout_accuracy(model: nn.Module, batches: list) -> float:
-    """Top-1 accuracy on the held-out batches."""
-    return float(evaluate(model, batches)["accuracy"])
+def holdout_accuracy(model: nn.Module, batches: list, eval_fn: EvalFn | None = None) -> float:
+    """Top-1 accuracy (or ``eval_fn``'s score) on the held-out batches."""
+    return float(score(model, batches, eval_fn)["accuracy"])

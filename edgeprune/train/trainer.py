@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -18,7 +17,8 @@ from edgeprune.progress import SILENT, Progress
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, resume_training, rng_state, save_checkpoint
 from .distill import kd_loss
-from .evaluate import TrainError, evaluate
+from .evaluate import TrainError
+from .objective import LossFn, score, task_loss, to_device
 from .schedule import CosineWarmup
 
 __all__ = ["TrainResult", "fine_tune", "train_from_scratch"]
@@ -67,8 +67,8 @@ def _check_args(epochs: int, lr: float, kd_alpha: float, kd_temperature: float, 
 
 
 def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teacher, kd: tuple[float, float],
-                 reporter: Progress) -> dict:
-    """One epoch of SGD steps; return mean loss and accuracy over the examples seen."""
+                 reporter: Progress, loss_fn: LossFn | None = None) -> dict:
+    """One epoch of SGD steps; return mean loss and accuracy (classification only) over the examples seen."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -76,27 +76,28 @@ def _train_epoch(model, loader, optimizer, scheduler, steps: int, device, teache
     for step, batch in enumerate(loader):
         if step >= steps:
             break
-        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        x, y = batch[0].to(device, non_blocking=True), to_device(batch[1], device)
         logits = model(x)
         if teacher is not None:
             with torch.no_grad():
                 target_logits = teacher(x)
             loss = kd_loss(logits, target_logits, y, temperature=kd[0], alpha=kd[1])
         else:
-            loss = F.cross_entropy(logits, y)
+            loss = task_loss(logits, y, loss_fn)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.detach().double() * y.shape[0]
-        correct += (logits.detach().argmax(1) == y).sum()
-        n += y.shape[0]
+        loss_sum += loss.detach().double() * x.shape[0]
+        if loss_fn is None:
+            correct += (logits.detach().argmax(1) == y).sum()
+        n += x.shape[0]
         reporter.advance()
     mean_loss = float(loss_sum) / max(n, 1)
     if n == 0 or not torch.isfinite(torch.tensor(mean_loss)):
         raise TrainError(f"training loss is {mean_loss} (diverged or no batches); lower lr or check the data "
                          "(the last completed epoch's checkpoint, if any, is kept)")
-    return {"train_loss": mean_loss, "train_accuracy": int(correct) / n}
+    return {"train_loss": mean_loss, "train_accuracy": int(correct) / n if loss_fn is None else None}
 
 
 def fine_tune(
@@ -154,9 +155,9 @@ def fine_tune(
         epoch_lr = optimizer.param_groups[0]["lr"]
         record = {"epoch": epoch + 1, "lr": epoch_lr,
                   **_train_epoch(net, loader, optimizer, scheduler, steps, ctx.device, teacher,
-                                 (kd_temperature, kd_alpha), reporter)}
+                                 (kd_temperature, kd_alpha), reporter, getattr(data, "loss_fn", None))}
         distributed.sync_buffers(model, ctx)
-        val = evaluate(model, data.val, ctx.device)
+        val = score(model, data.val, getattr(data, "eval_fn", None), ctx.device)
         record.update(val_accuracy=val["accuracy"], val_loss=val["loss"], seconds=time.perf_counter() - tick)
         history.append(record)
         if path is not None and ctx.is_main:
@@ -170,7 +171,7 @@ def fine_tune(
     if start < epochs:
         final = {"accuracy": history[-1]["val_accuracy"], "loss": history[-1]["val_loss"], "n": val["n"]}
     else:
-        final = evaluate(model, data.val, ctx.device)
+        final = score(model, data.val, getattr(data, "eval_fn", None), ctx.device)
     model.eval()
     return TrainResult(model=model, history=history, final=final, epochs=len(history), resumed_from=resumed_from,
                        checkpoint=path, device=str(ctx.device), seconds=time.perf_counter() - started, config=config)

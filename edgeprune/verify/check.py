@@ -90,12 +90,9 @@ def budget_value(budget: str | None, metric: str, dense: float | None) -> float 
 def verify(device_name: str, artifact_path: str | Path, budget: str | None = None, metric: str = "latency",
            tolerance: float = 0.03, cost_model_path: str | Path | None = None, threads: int = 1,
            settings: MeasureSettings | None = None, profile: bool = True, cost_model=None) -> dict:
-    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX.
-
-    A cost model found or given by path must have been fitted on this device and, when the artifact's base model
-    is known, for its architecture (as ``compress`` requires); the prediction error is computed as ``compress``
-    computes it, against the drift-corrected latency when the cost model records its reference speed.
-    """
+    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX."""
+    # As in compress: a cost model must come from this device (and the artifact's architecture, when known), and
+    # the prediction error is taken against the drift-corrected latency when the cost model records its speed.
     from edgeprune.measure.registry import open_device
 
     if metric not in UNITS:

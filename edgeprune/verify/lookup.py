@@ -1,8 +1,4 @@
-"""The cost model that predicts an artifact: given, fitted for its device/model/runtime, or found by architecture.
-
-Every candidate passes the checks ``compress`` applies: fitted on this device (fingerprint) and, when the
-artifact's base model is known, for its architecture.
-"""
+"""The cost model that predicts an artifact, checked as compress checks it (this device, this architecture)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 
 from edgeprune.progress import SILENT, Progress
@@ -14,6 +13,7 @@ from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.train import CosineWarmup
 from edgeprune.train.checkpoint import CHECKPOINT_NAME, resume_training, rng_state, save_checkpoint
 from edgeprune.train.evaluate import TrainError
+from edgeprune.train.objective import task_loss
 
 
 def polarization(gamma: torch.Tensor, t: float) -> torch.Tensor:
@@ -64,7 +64,7 @@ def sparse_train(model: nn.Module, bns: dict[str, nn.Module], data, s: JointSett
         for step, (x, y) in enumerate(data.train):
             if step >= steps:
                 break
-            ce = F.cross_entropy(model(x), y)
+            ce = task_loss(model(x), y, getattr(data, "loss_fn", None))
             reg = polarization_penalty(layers, s.t)
             loss = ce + s.lam * reg
             optimizer.zero_grad(set_to_none=True)

@@ -5,7 +5,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
@@ -29,22 +29,16 @@ from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
 from edgeprune.prune.budget import InfeasibleBudget, check_budget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
-from edgeprune.prune.ecc import EccSettings, prune_ecc, select_ecc
-from edgeprune.prune.global_magnitude import prune_global
-from edgeprune.prune.halp import HalpSettings, prune_halp
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
+from edgeprune.prune.methods import Context, get as get_method
 from edgeprune.structure.blocks import apply_pruning, block_layers
-from edgeprune.prune.joint.method import describe, floor_layers, joint_summary, prune_joint, replan
-from edgeprune.prune.joint.settings import JointSettings
-from edgeprune.prune.netadapt import NetAdaptIncomplete, netadapt_search
 from edgeprune.structure.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
-from edgeprune.prune.uniform import prune_uniform
 from edgeprune.selection_store import config_digest, load_selection, save_selection
 from edgeprune.tables.store import LatencyTable
-from edgeprune.train import evaluate, fine_tune, recalibrate_bn
+from edgeprune.train import fine_tune, recalibrate_bn
+from edgeprune.train.objective import score
 
-METHODS = ("ecc", "halp", "netadapt", "uniform", "global", "joint")
 ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
 Say = Callable[[str], None]
 
@@ -74,12 +68,7 @@ class CompressConfig:
     warmup_epochs: float | None = None  # None: a tenth of the epochs, at most one
     data_limit: int | None = None
     admm_epochs: float | None = None  # ecc's ADMM / halp's between-step training budget; None: ADMM_SHARE × epochs
-    ecc: EccSettings = field(default_factory=EccSettings)
-    halp: HalpSettings = field(default_factory=HalpSettings)
-    joint: JointSettings = field(default_factory=JointSettings)
-    netadapt_tune_steps: int = 50
-    netadapt_step: float = 0.05
-    netadapt_min_keep: float = 0.2  # as ecc's min_keep: no group below this share of its dense width
+    settings: Any = None  # the method's own settings dataclass (prune.methods); None: its defaults
     criterion: str | None = None  # channel ranking (CRITERIA); None: l1, or ECC's ADMM norms for one-shot ecc
     criterion_batches: int = DEFAULT_BATCHES  # training batches the data-driven criteria (taylor, apoz) look at
     schedule: str = "oneshot"  # SCHEDULES: reach the method's widths at once, or over schedule_steps prune-tune steps
@@ -88,8 +77,17 @@ class CompressConfig:
     cost_model: str = "device"  # "platform": price widths with the device's platform model (fit --platform)
 
 
-def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, reporter: Progress = SILENT):
-    """Load the device's fitted cost model for this architecture, calibrating and fitting first if missing."""
+def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=None, reporter: Progress = SILENT):
+    """Load the device's fitted cost model for this architecture, calibrating and fitting first if missing;
+    ``given`` ((CostModel, provenance)) is used instead once it is checked to be this architecture's and device's."""
+    if given is not None:
+        model, meta = given
+        fitted_for = (meta["model"]["architecture_hash"], meta["device"]["fingerprint_id"])
+        if fitted_for != (architecture_hash(space), device.info()["fingerprint_id"]):
+            raise ValueError(f"the cost model was fitted for another architecture or device than {cfg.model} on "
+                             f"{cfg.device}; fit one for this model on this device")
+        say(f"cost model: given (fitted {meta['fitted_at']} on {meta['device']['name']})")
+        return model, meta, meta.get("path", "given cost model")
     if cfg.cost_model == "platform":
         from edgeprune.costmodel.platform_layers import platform_cost_model_for
         from edgeprune.costmodel.platform_persist import default_platform_path
@@ -144,22 +142,12 @@ def _summary(model, space, widths, acc, removed=()) -> dict:
             "macs": int(network_macs(space, widths, removed))}
 
 
-def _criterion(cfg: CompressConfig) -> str:
-    """The channel criterion of this run; one-shot ecc keeps its own choice ("admm-norm": ADMM group norms)."""
+def _criterion(cfg: CompressConfig, method) -> str:
+    """The channel criterion of this run; a method may insist on its own (one-shot ecc: its ADMM group norms)."""
     if cfg.criterion is not None and cfg.criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {cfg.criterion!r}")
     check_schedule(cfg.schedule, cfg.schedule_steps)
-    if cfg.method == "joint":
-        if cfg.criterion is not None or cfg.schedule != "oneshot":
-            raise ValueError("joint ranks channels and blocks by BN scaling factors after sparse training; it "
-                             "takes no criterion and only schedule oneshot")
-        return "bn-gamma"
-    if cfg.method == "ecc" and cfg.schedule == "oneshot":
-        if cfg.criterion is not None:
-            raise ValueError("ecc ranks channels by its ADMM group norms; a criterion applies to ecc only with "
-                             "schedule iterative or agp")
-        return "admm-norm"
-    return cfg.criterion or "l1"
+    return method.criterion(cfg.criterion, cfg.schedule)
 
 
 def _tune_settings(cfg: CompressConfig) -> dict:
@@ -177,7 +165,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     tune = {**_tune_settings(cfg), "teacher": teacher, "reporter": reporter}
     if cfg.schedule == "oneshot":
         step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs,
-                "accuracy_before_fine_tune": evaluate(pruned, data.val)["accuracy"], "accuracy": None}
+                "accuracy_before_fine_tune": score(pruned, data.val, data.eval_fn)["accuracy"], "accuracy": None}
         say(f"after channel removal and BatchNorm re-estimation: accuracy {step['accuracy_before_fine_tune']:.2%} "
             "(before fine-tuning)")
         if cfg.epochs > 0:
@@ -191,80 +179,23 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     return sched.model, sched.kept, sched.history
 
 
-def _select(cfg: CompressConfig, work, space, cost_model, budget, data, criterion: str, say: Say,
-            reporter: Progress):
-    """(the method's selection at the budget, its pruned model if the method made one, how it re-selects at another
-    predicted target for the closed loop; netadapt only shrinks further)."""
-    cost_fn = lambda w: float(cost_model.predict([w])[0])  # noqa: E731
-    ranking = {"criterion": criterion, "criterion_batches": cfg.criterion_batches}
-    halp = dataclasses.replace(cfg.halp, round_to=cfg.round_to, lr=cfg.lr)
-
-    def netadapt_to(target: float, start=None):
-        # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
-        return netadapt_search(work, space, cost_fn, target, data, round_to=cfg.round_to,
-                               short_tune_steps=cfg.netadapt_tune_steps, step_fraction=cfg.netadapt_step,
-                               start=start, min_keep=cfg.netadapt_min_keep, **ranking,
-                               progress=lambda r: say(f"netadapt step {r['iter']}: {r['group']} → {r['width']}, "
-                                                      f"predicted {r['cost']:.4g} {budget.unit} (target "
-                                                      f"{r['target']:.4g}), held-out accuracy {r['accuracy']:.2%}"))
-
-    def halp_to(target: float, settings: HalpSettings = halp, start=None):
-        return prune_halp(work, space, lambda ws: cost_model.predict(list(ws)), target, data, settings,
-                          progress=lambda r: say(f"halp step {r['step']}: predicted {r['predicted_cost']:.4g} "
-                                                 f"{budget.unit} (cost model, target {r['target']:.4g})"),
-                          start=start, reporter=reporter)
-
-    def baseline_to(target: float):
-        prune = prune_uniform if cfg.method == "uniform" else prune_global
-        return prune(work, space, cost_fn, target, round_to=cfg.round_to, data=data, **ranking)
-
-    tuned = None
-    if cfg.method == "ecc":
-        result = prune_ecc(work, space, cost_model, budget.value, data, cfg.ecc,
-                           progress=lambda r: say(f"ecc round {r['iter']}: predicted {r['predicted_cost']:.4g} "
-                                                  f"{budget.unit}, off-mask weight {r['pruned_weight_share']:.2%}"),
-                           reporter=reporter)
-    elif cfg.method == "halp":
-        result, tuned = halp_to(budget.value)
-    elif cfg.method == "netadapt":
-        result, tuned = netadapt_to(budget.value)
-    elif cfg.method == "joint":
-        result = prune_joint(work, space, cost_model, budget.value, data, cfg.joint, round_to=cfg.round_to,
-                             checkpoint_dir=Path(cfg.out) / "sparse-checkpoints",
-                             progress=lambda r: say(describe(r)), reporter=reporter)
-    else:
-        result = baseline_to(budget.value)
-
+def _reselect(method, ctx: Context, settings):
+    """The closed loop's re-selection: the method's, with an unreachable target meaning "cannot move that way"."""
     def reselect(target: float, current, state):
-        if cfg.method == "netadapt" and target >= current.predicted_cost:
-            return None
         try:
-            if cfg.method == "ecc":
-                return select_ecc(work, space, cost_model, current.widths, target, data, cfg.ecc,
-                                  current.history), None
-            if cfg.method == "netadapt":
-                return netadapt_to(target, start=(current, state))
-            if cfg.method == "halp":  # shrink: one more step on the pruned model; widen: again from dense
-                if target < current.predicted_cost:
-                    return halp_to(target, dataclasses.replace(halp, steps=1), start=(current, state))
-                return halp_to(target)
-            if cfg.method == "joint":
-                return replan(current, space, target), None
-            return baseline_to(target), None
-        except NetAdaptIncomplete as stopped:
-            return stopped.result, stopped.model
+            return method.reselect(ctx, settings, target, current, state)
         except InfeasibleBudget:
             return None
+    return reselect
 
-    return result, tuned, reselect
 
-
-def _select_and_correct(cfg: CompressConfig, device, meta, work, space, cost_model, budget, data, criterion,
-                        shape, say: Say, reporter: Progress, timings: dict):
+def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, shape,
+                        timings: dict):
     """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
     removed and BatchNorm re-estimated, the loop's outcome)."""
+    work, space, data, reporter = ctx.model, ctx.space, ctx.data, ctx.reporter
     with timed(timings, "selection"):
-        result, tuned, reselect = _select(cfg, work, space, cost_model, budget, data, criterion, say, reporter)
+        result, tuned = method.select(ctx, cfg.settings, budget.value)
     source, removed = {}, {}
 
     def measure_selection(selected, state) -> float:
@@ -278,56 +209,90 @@ def _select_and_correct(cfg: CompressConfig, device, meta, work, space, cost_mod
 
     with timed(timings, "closed_loop"):
         reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
-        loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect, cfg.closed_loop,
-                                 say=lambda line: say(f"{line}, {source['label']}"), unit=budget.unit)
+        loop = correct_to_budget(result, tuned, budget.value, measure_selection, _reselect(method, ctx, cfg.settings),
+                                 cfg.closed_loop, say=lambda line: ctx.say(f"{line}, {source['label']}"),
+                                 unit=budget.unit)
         reporter.finish()
     return removed[id(loop.result)], loop
 
 
-def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SILENT) -> dict:
-    """Run the whole pipeline; returns the summary that `compress --json` prints."""
-    if cfg.method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+def _check(cfg: CompressConfig):
+    """The method of ``cfg`` and the channel criterion of the run, after checking every setting."""
+    method = get_method(cfg.method)
+    if cfg.settings is not None and not isinstance(cfg.settings, method.settings):
+        raise ValueError(f"method {cfg.method} takes settings of type {method.settings.__name__}, got "
+                         f"{type(cfg.settings).__name__}")
     if cfg.cost_model not in ("device", "platform"):
         raise ValueError(f"--cost-model must be device or platform, got {cfg.cost_model!r}")
     if cfg.admm_epochs is not None and not cfg.admm_epochs > 0:
         raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
+    return method, _criterion(cfg, method)
+
+
+@dataclass
+class Outcome:
+    """What a compress run produced: the summary `compress --json` prints, and the pruned, fine-tuned model with
+    the dense channels each group kept and the blocks removed."""
+
+    summary: dict
+    model: Any
+    kept: dict[str, list[int]]
+    blocks_removed: list[str]
+    input_shape: tuple[int, ...]
+
+
+def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SILENT) -> dict:
+    """Run the whole pipeline on the config's model and data specs; returns the summary."""
+    return run(cfg, say, reporter).summary
+
+
+def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SILENT, *, net=None, data=None,
+        cost_model=None, identity: str = "") -> Outcome:
+    """Run the whole pipeline. ``net`` (an nn.Module named ``cfg.model``), ``data`` (a DataBundle) and
+    ``cost_model`` ((CostModel, provenance)) replace building them from the config's specs; ``identity`` (a digest
+    of the given model's weights and data) keeps a resumed selection to the same inputs."""
+    method, criterion = _check(cfg)
     check_budget(cfg.budget, cfg.metric)  # before minutes of calibration, not after
-    criterion = _criterion(cfg)
     timings: dict = {}
     prune_epochs = cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)
-    cfg = dataclasses.replace(cfg, ecc=dataclasses.replace(cfg.ecc, epochs=prune_epochs,
-                                                           round_to=cfg.ecc.round_to or cfg.round_to),
-                              halp=dataclasses.replace(cfg.halp, epochs=prune_epochs))
-    data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
-    net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
+    if data is None:
+        data = load_data(cfg.data, batch_size=cfg.batch_size, limit=cfg.data_limit)
+    if net is None:
+        net, shape = build_model(cfg.model, cfg.weights, input_shape=data.input_shape)
+    else:
+        shape = (1, *data.input_shape[1:])
     space = build_layer_space(net, shape)
     device = open_device(cfg.device)
     with timed(timings, "cost_model"):
-        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, reporter)
+        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, cost_model, reporter)
+    work = copy.deepcopy(net)
+    ctx = Context(work, space, cost_model, data, METRIC_UNITS[cfg.metric], cfg.round_to, criterion,
+                  cfg.criterion_batches, cfg.lr, prune_epochs, Path(cfg.out), say, reporter)
+    cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))
     dense_cost = float(cost_model.predict([{}])[0])
-    removable = floor_layers(net, space, cfg.joint) if cfg.method == "joint" else []
+    removable = method.floor_layers(ctx, cfg.settings)
     budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
                             float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
     with timed(timings, "dense_evaluation"):
-        dense_acc = evaluate(net, data.val)["accuracy"]
+        dense_acc = score(net, data.val, data.eval_fn)["accuracy"]
     say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
         f"{budget.value:.4g} {budget.unit}")
-    distill = cfg.distill if cfg.distill is not None else cfg.weights is not None
+    distill = cfg.distill if cfg.distill is not None else cfg.weights is not None and data.loss_fn is None
+    if distill and data.loss_fn is not None:
+        raise ValueError("distillation matches class logits and cannot be combined with a loss_fn; use distill=False")
     teacher = copy.deepcopy(net).eval() if distill else None
-    estimates = estimate_phases(cfg, net, data, teacher, budget.value / dense_cost)
+    pruning = (method.phase, method.pruning_steps(cfg.settings, len(data.train))) if method.phase else None
+    estimates = estimate_phases(cfg.epochs, pruning, net, data, teacher, budget.value / dense_cost)
     say_estimates(say, estimates)
-    work = copy.deepcopy(net)
     out = Path(cfg.out)
-    digest = config_digest(cfg)
-    resumed = load_selection(out, digest)
+    digest = config_digest(cfg, identity)
+    resumed = load_selection(out, digest, base=net if identity else None)
     if resumed is not None:
         selected, loop, saved = resumed
         timings.update({k: v for k, v in saved.items() if k in ("selection", "closed_loop")})
         say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
     else:
-        selected, loop = _select_and_correct(cfg, device, meta, work, space, cost_model, budget, data, criterion,
-                                             shape, say, reporter, timings)
+        selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
@@ -336,7 +301,7 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
     with timed(timings, "fine_tuning"):
         pruned, kept, steps = _remove_and_tune(cfg, work, selected, space, result, data, teacher, criterion,
                                                say, reporter)
-    comp_acc = evaluate(pruned, data.val)["accuracy"]
+    comp_acc = score(pruned, data.val, data.eval_fn)["accuracy"]
     with timed(timings, "export"):
         reporter.start("export (compressed + dense ONNX)", 2)
         onnx_path = out / "model.onnx"
@@ -381,16 +346,16 @@ def compress(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress 
         "measurements": {"compressed": measured, "dense": dense_measured},
         "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
                      "batch_size": cfg.batch_size,
-                     "pruning_epochs": prune_epochs if cfg.method in ("ecc", "halp") else None},
+                     "pruning_epochs": prune_epochs if method.phase else None},
+        "settings": dataclasses.asdict(cfg.settings),
         "estimates_s": estimates, "timings_s": timings, "resumed_selection": resumed is not None,
         "parity": parity.to_dict(), "data": data.name,
         "artifacts": {"model_dir": str(out), "onnx": str(onnx_path)},
     }
-    if cfg.method == "joint":
-        summary.update(joint_summary(result, space))
+    summary.update(method.summary(result, space))
     save_compressed(out, pruned, cfg.model, shape, kept,
                     {k: summary[k] for k in ("method", "criterion", "schedule", "metric", "budget", "budget_abs",
                                              "predicted_cost", "measured_cost", "cost_source", "warnings")}
                     | {"accuracy": comp_acc, "dense_accuracy": dense_acc, "data": cfg.data},
                     blocks_removed=result.blocks_removed)
-    return summary
+    return Outcome(summary, pruned, kept, list(result.blocks_removed), tuple(shape))
