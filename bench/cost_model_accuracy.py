@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 from edgeprune.costmodel.dataset import Selection, network_samples
-from edgeprune.costmodel.fit import default_model_path, fit_from_table
+from edgeprune.costmodel.fit import fit_from_table
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.costmodel.platform_data import network_features
@@ -74,7 +75,7 @@ def main() -> None:
             fit = fit_from_table(table, "local", name, space, Selection(cal.fingerprint_id, threads=args.threads),
                                  "latency", "auto")
         spaces[name], fits[name] = space, fit
-        path = fit.model.save(default_model_path("local", name, "onnxruntime", args.threads, "latency"),
+        path = fit.model.save(default_model_path("local", name, "onnxruntime", args.threads, "latency", shape),
                               fit.provenance)
         r = fit.report
         candidates = {p: h for p, h in r["heldout"].items() if p.startswith("bilinear") and "error" not in h}

@@ -13,7 +13,8 @@ from torch import nn
 
 from edgeprune.pipeline import CompressConfig, run
 from edgeprune.costmodel.dataset import Selection
-from edgeprune.costmodel.fit import FitError, default_model_path, fit_from_table
+from edgeprune.costmodel.fit import FitError, fit_from_table
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.costmodel.model import CostModel
 from edgeprune.data import DataBundle, load_data
 from edgeprune.data.python import python_bundle
@@ -96,7 +97,8 @@ def fit(model, example_input=None, device: str = "local", *, name: str | None = 
         if fid is None:
             raise FitError(f"{path} has no measurements from device {device!r}; calibrate on it first")
         result = fit_from_table(tbl, device, name, space, Selection(fid, runtime, threads), metric, source)
-    saved = result.model.save(out or default_model_path(device, name, runtime, threads, metric), result.provenance)
+    saved = result.model.save(out or default_model_path(device, name, runtime, threads, metric, shape),
+                              result.provenance)
     return FittedCostModel(result.model, {**result.provenance, "path": str(saved)}, result.report, saved)
 
 

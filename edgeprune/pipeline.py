@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
-from edgeprune.costmodel.fit import default_model_path, fit_from_table
+from edgeprune.costmodel.fit import fit_from_table
+from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.model import CostModel
 from edgeprune.data import load_data
@@ -24,11 +25,11 @@ from edgeprune.measure.settings import MeasureSettings
 from edgeprune.measurement import Measurement
 from edgeprune.models import build_model
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
-from edgeprune.progress import SILENT, Progress
+from edgeprune.progress import SILENT, Progress, point_reporter
 from edgeprune.paths import default_table
 from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.budget import InfeasibleBudget, parse_budget, resolve_budget
+from edgeprune.prune.budget import InfeasibleBudget, check_budget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
 from edgeprune.prune.methods import Context, get as get_method
@@ -78,7 +79,7 @@ class CompressConfig:
     cost_model: str = "device"  # "platform": price widths with the device's platform model (fit --platform)
 
 
-def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=None):
+def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=None, reporter: Progress = SILENT):
     """Load the device's fitted cost model for this architecture, calibrating and fitting first if missing;
     ``given`` ((CostModel, provenance)) is used instead once it is checked to be this architecture's and device's."""
     if given is not None:
@@ -93,11 +94,13 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=N
         from edgeprune.costmodel.platform_layers import platform_cost_model_for
         from edgeprune.costmodel.platform_persist import default_platform_path
 
-        path = default_platform_path(cfg.device, cfg.runtime, cfg.threads, cfg.metric)
+        wanted = default_platform_path(cfg.device, cfg.runtime, cfg.threads, cfg.metric)
+        path = find_file(wanted.name) or wanted
         model, meta = platform_cost_model_for(path, device.info()["fingerprint_id"], cfg.model, space, cfg.runtime)
         say(f"cost model: platform model {path} (fitted {meta['fitted_at']}); the closed loop still measures")
         return model, meta, str(path)
-    path = default_model_path(cfg.device, cfg.model, cfg.runtime, cfg.threads, cfg.metric)
+    key = (cfg.device, cfg.model, cfg.runtime, cfg.threads, cfg.metric, space.input_shape)
+    path = find_model_file(*key) or default_model_path(*key)
     arch = architecture_hash(space)
     fingerprint = device.info()["fingerprint_id"]
     if Path(path).is_file():
@@ -107,12 +110,14 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=N
             say(f"cost model: {path} (fitted {meta['fitted_at']})")
             return model, meta, str(path)
         say(f"{path} was fitted for another device or architecture: refitting for this one")
+        path = default_model_path(*key)
     say(f"no cost model for {cfg.model} on {cfg.device}: calibrating ({cfg.points} points per layer signature, "
         f"{cfg.network_variants} network variants), then fitting")
     settings = MeasureSettings(threads=cfg.threads)
     with LatencyTable(default_table(cfg.device)) as table:
         cal = calibrate(device, cfg.model, net, space, table, cfg.runtime, settings, cfg.points,
-                        cfg.network_variants)
+                        cfg.network_variants, progress=point_reporter(reporter))
+        reporter.finish()
         fit = fit_from_table(table, cfg.device, cfg.model, space, Selection(cal.fingerprint_id, cfg.runtime,
                                                                           cfg.threads), cfg.metric, "auto")
     fit.model.save(path, fit.provenance)
@@ -159,7 +164,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     removed and BN re-estimated) fine-tuned (oneshot), or ``work`` pruned to the method's widths over the
     schedule's steps."""
     out = Path(cfg.out)
-    tune = {**_tune_settings(cfg), "teacher": teacher}
+    tune = {**_tune_settings(cfg), "teacher": teacher, "reporter": reporter}
     if cfg.schedule == "oneshot":
         step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs,
                 "accuracy_before_fine_tune": score(pruned, data.val, data.eval_fn)["accuracy"], "accuracy": None}
@@ -167,7 +172,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
             "(before fine-tuning)")
         if cfg.epochs > 0:
             step["accuracy"] = fine_tune(pruned, data, cfg.epochs, checkpoint_dir=out / "checkpoints",
-                                         reporter=reporter, **tune).final["accuracy"]
+                                         **tune).final["accuracy"]
         return pruned, result.kept, [step]
     sched = prune_on_schedule(work, space, result.widths, data, cfg.schedule, cfg.schedule_steps, cfg.epochs,
                               criterion=criterion, batches=cfg.criterion_batches, checkpoint_dir=out / "checkpoints",
@@ -190,12 +195,13 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
                         timings: dict):
     """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
     removed and BatchNorm re-estimated, the loop's outcome)."""
-    work, space, data = ctx.model, ctx.space, ctx.data
+    work, space, data, reporter = ctx.model, ctx.space, ctx.data, ctx.reporter
     with timed(timings, "selection"):
         result, tuned = method.select(ctx, cfg.settings, budget.value)
     source, removed = {}, {}
 
     def measure_selection(selected, state) -> float:
+        reporter.advance()
         candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
         recalibrate_bn(candidate, data.train)
         removed[id(selected)] = candidate
@@ -204,9 +210,11 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
         return measured.value(cfg.metric)
 
     with timed(timings, "closed_loop"):
+        reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
         loop = correct_to_budget(result, tuned, budget.value, measure_selection, _reselect(method, ctx, cfg.settings),
                                  cfg.closed_loop, say=lambda line: ctx.say(f"{line}, {source['label']}"),
                                  unit=budget.unit)
+        reporter.finish()
     return removed[id(loop.result)], loop
 
 
@@ -246,6 +254,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     ``cost_model`` ((CostModel, provenance)) replace building them from the config's specs; ``identity`` (a digest
     of the given model's weights and data) keeps a resumed selection to the same inputs."""
     method, criterion = _check(cfg)
+    check_budget(cfg.budget, cfg.metric)  # before minutes of calibration, not after
     timings: dict = {}
     prune_epochs = cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)
     if data is None:
@@ -257,7 +266,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     space = build_layer_space(net, shape)
     device = open_device(cfg.device)
     with timed(timings, "cost_model"):
-        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, cost_model)
+        cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, cost_model, reporter)
     work = copy.deepcopy(net)
     ctx = Context(work, space, cost_model, data, METRIC_UNITS[cfg.metric], cfg.round_to, criterion,
                   cfg.criterion_batches, cfg.lr, prune_epochs, Path(cfg.out), say, reporter)
@@ -296,15 +305,21 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
                                                say, reporter)
     comp_acc = score(pruned, data.val, data.eval_fn)["accuracy"]
     with timed(timings, "export"):
+        reporter.start("export (compressed + dense ONNX)", 2)
         onnx_path = out / "model.onnx"
         parity = export_onnx(pruned, shape, onnx_path, data.val)
+        reporter.advance()
         dense_onnx = out / "dense.onnx"
         export_onnx(net, shape, dense_onnx)
+        reporter.finish()
     ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
+        reporter.start("final measurement (compressed + dense)", 2)
         final = _measure(device, onnx_path.read_bytes(), cfg)
+        reporter.advance()
         measured, dense_measured = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
                                                                     cfg, ref_ms)
+        reporter.finish()
     over = measured["value"] / budget.value
     warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(over, loop.stopped,
                                                                                           cfg.metric)

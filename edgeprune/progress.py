@@ -28,3 +28,18 @@ class NoProgress:
 
 
 SILENT = NoProgress()
+
+
+def point_reporter(reporter: Progress):
+    """Calibration's per-point callback ``(phase, done, total, stored)`` drawn as one ``reporter`` phase per
+    calibration phase ("calibrate layers", "calibrate network")."""
+    state = {"phase": None, "done": 0}
+
+    def on_point(phase: str, done: int, total: int, stored: bool = True) -> None:
+        if phase != state["phase"]:
+            reporter.start(f"calibrate {phase}", total)
+            state.update(phase=phase, done=0)
+        reporter.advance(done - state["done"])
+        state["done"] = done
+
+    return on_point

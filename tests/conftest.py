@@ -7,7 +7,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """Every test gets its own cache, config and tables directories."""
+    """Every test gets its own data folder, cache, config, tables and cost-model directories."""
+    monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("EDGEPRUNE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EDGEPRUNE_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("EDGEPRUNE_TABLES_DIR", str(tmp_path / "tables"))

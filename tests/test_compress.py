@@ -1,5 +1,6 @@
 """The compression pipeline end to end on the demo CNN and digits, through the real CLI."""
 import json
+import re
 
 import pytest
 import torch
@@ -29,12 +30,12 @@ def _compress(workspace, method, *extra):
     proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--data", "digits",
                    "--metric", "latency", "--budget", "0.6", "--method", method, "--epochs", "1", "--out", out,
                    *extra, "--json", env=env, timeout=600)
-    return json.loads(proc.stdout), out
+    return json.loads(proc.stdout), out, proc.stderr
 
 
 @pytest.mark.parametrize("method", ["uniform", "ecc"])
 def test_compress_meets_predicted_budget_and_reports_provenance(workspace, method):
-    s, out = _compress(workspace, method)
+    s, out, log = _compress(workspace, method)
     for key in ("dense", "compressed", "budget", "budget_abs", "metric", "predicted_cost", "measured_cost",
                 "cost_source", "artifacts"):
         assert key in s
@@ -52,6 +53,9 @@ def test_compress_meets_predicted_budget_and_reports_provenance(workspace, metho
     model, info = load_compressed(s["artifacts"]["model_dir"])
     assert info["widths"] == s["compressed"]["widths"]
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
+    # --json keeps stdout to the one object; the phases still show their bars (step/total) on stderr
+    for phase in ["fine-tuning", "closed-loop rounds", "export", "final measurement"] + ["ADMM"] * (method == "ecc"):
+        assert re.search(rf"{phase}.* \d+/\d+ ", log), (phase, log[-2000:])
 
 
 def test_infeasible_budget_says_the_floor(workspace):
@@ -63,12 +67,12 @@ def test_infeasible_budget_says_the_floor(workspace):
 
 
 def test_rerun_resumes_after_the_saved_selection_and_reports_outcomes(workspace):
-    first, out = _compress(workspace, "uniform", "--no-distill")
-    again, _ = _compress(workspace, "uniform", "--no-distill")
+    first, out, _ = _compress(workspace, "uniform", "--no-distill")
+    again, _, _ = _compress(workspace, "uniform", "--no-distill")
     assert first["resumed_selection"] is False and again["resumed_selection"] is True
     assert again["compressed"]["widths"] == first["compressed"]["widths"]
     assert again["closed_loop"]["rounds"] == first["closed_loop"]["rounds"]
-    changed, _ = _compress(workspace, "uniform", "--no-distill", "--lr", "0.02")  # other settings: selected anew
+    changed, _, _ = _compress(workspace, "uniform", "--no-distill", "--lr", "0.02")  # other settings: selected anew
     assert changed["resumed_selection"] is False
     for s in (first, changed):
         assert s["accuracy_change"] == pytest.approx(s["compressed"]["accuracy"] - s["dense"]["accuracy"])
@@ -78,7 +82,7 @@ def test_rerun_resumes_after_the_saved_selection_and_reports_outcomes(workspace)
 
 
 def test_halp_compresses_within_the_predicted_budget(workspace):
-    s, _ = _compress(workspace, "halp", "--halp-steps", "2", "--correction-rounds", "1")
+    s, _, _ = _compress(workspace, "halp", "--halp-steps", "2", "--correction-rounds", "1")
     assert s["method"] == "halp" and s["training"]["distilled"] is True
     assert s["closed_loop"]["rounds"][0]["predicted"] <= s["budget_abs"] + 1e-12
     assert s["compressed"]["macs"] < s["dense"]["macs"]

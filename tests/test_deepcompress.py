@@ -7,10 +7,9 @@ import random
 import numpy as np
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from edgeprune.cli.deepcompress_cmd import deep_compress_command
+from edgeprune.cli.main import app
 from edgeprune.deepcompress import (decode, deep_compress, encode, finetune_centroids, huffman_decode, huffman_encode,
                                     kmeans_1d, linear_init, magnitude_masks, prunable, quantize_model, retrain,
                                     stage_sizes)
@@ -172,17 +171,10 @@ def test_speed_report_is_theoretical_next_to_measured(result):
     assert "do not speed up" in sp["note"]
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("deep-compress")(deep_compress_command)
-    app.command("other")(lambda: None)
-    return app
-
-
 def test_cli_json(trained, tmp_path):
     net, _ = trained
     torch.save(net.state_dict(), tmp_path / "dense.pt")
-    res = CliRunner().invoke(_app(), ["deep-compress", "--model", "demo_cnn", "--weights", str(tmp_path / "dense.pt"),
+    res = CliRunner().invoke(app, ["deep-compress", "--model", "demo_cnn", "--weights", str(tmp_path / "dense.pt"),
                                       "--prune", "0.8", "--conv-bits", "6", "--fc-bits", "4", "--epochs", "0",
                                       "--centroid-epochs", "0", "--no-measure", "--out", str(tmp_path / "out"),
                                       "--json"])
@@ -203,7 +195,7 @@ def test_cli_reads_a_compressed_model_dir_and_rejects_two_sources(trained, tmp_p
     model_dir = save_compressed(tmp_path / "m", net, "demo_cnn", shape, kept, {"data": "digits"})
     args = ["deep-compress", str(model_dir), "--epochs", "0", "--centroid-epochs", "0", "--no-measure", "--out",
             str(tmp_path / "out"), "--json"]
-    obj = json.loads(CliRunner().invoke(_app(), args).stdout)
+    obj = json.loads(CliRunner().invoke(app, args).stdout)
     assert obj["model"] == str(model_dir) and obj["stages"][-1]["ratio"] > 1
-    res = CliRunner().invoke(_app(), [*args, "--model", "demo_cnn"])
+    res = CliRunner().invoke(app, [*args, "--model", "demo_cnn"])
     assert res.exit_code == 1 and "error" in json.loads(res.stdout)

@@ -4,10 +4,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from edgeprune.cli.export_cmd import export_command
+from edgeprune.cli.main import app
 from edgeprune.export import onnx_parity, tflite
 from edgeprune.export.artifact import export_artifact
 from edgeprune.export.onnx_parity import ParityError, check_parity, export_onnx
@@ -27,12 +26,6 @@ def trained():
 def model_dir(trained, tmp_path_factory):
     net, shape, _ = trained
     return save_dir(tmp_path_factory.mktemp("compressed"), net, shape)
-
-
-def _app():
-    app = typer.Typer()
-    app.command("export")(export_command)
-    return app
 
 
 def test_onnx_export_from_model_dir_passes_parity(model_dir):
@@ -97,7 +90,7 @@ def test_tflite_int8_reports_accuracy_change(model_dir, tmp_path, capsys):
 
 
 def test_cli_json_and_missing_data(trained, model_dir, tmp_path):
-    res = CliRunner().invoke(_app(), ["--model-dir", str(model_dir), "--format", "tflite", "--nhwc",
+    res = CliRunner().invoke(app, ["export", "--model-dir", str(model_dir), "--format", "tflite", "--nhwc",
                                       "--out", str(tmp_path / "c.tflite"), "--samples", "8", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -105,5 +98,5 @@ def test_cli_json_and_missing_data(trained, model_dir, tmp_path):
     assert out["size_bytes"] == (tmp_path / "c.tflite").stat().st_size
     net, shape, _ = trained
     bare = save_dir(tmp_path / "bare", net, shape, meta={})
-    res = CliRunner().invoke(_app(), ["--model-dir", str(bare), "--int8", "--json"])
+    res = CliRunner().invoke(app, ["export", "--model-dir", str(bare), "--int8", "--json"])
     assert res.exit_code == 1 and "--data" in json.loads(res.stdout)["error"]

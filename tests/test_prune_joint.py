@@ -10,7 +10,7 @@ import torch
 from conftest import run_cli
 from edgeprune.costmodel.dataset import LayerSamples
 from edgeprune.costmodel.features import FeatureSpec
-from edgeprune.costmodel.fit import default_model_path
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
@@ -326,7 +326,8 @@ def joint_workspace(tmp_path):
     provenance = {"device": {"name": "local", "fingerprint_id": fingerprint},
                   "model": {"name": "resnet20", "architecture_hash": architecture_hash(space)},
                   "fitted_at": "synthetic (test)"}
-    layer_cost_model(space).save(default_model_path("local", "resnet20", "onnxruntime", 1, "latency"), provenance)
+    layer_cost_model(space).save(default_model_path("local", "resnet20", "onnxruntime", 1, "latency", shape),
+                                 provenance)
     return tmp_path
 
 
@@ -346,6 +347,7 @@ def test_compress_joint_cli_reports_blocks_and_channels(joint_workspace):
     assert split["depth_share"] + split["width_share"] == pytest.approx(1.0) and split["depth_share"] > 0
     assert (tmp / "gamma.png").stat().st_size > 0
     assert (tmp / "out" / "sparse-checkpoints" / "last.pt").is_file()
+    assert "sparse training" in proc.stderr  # its progress bar, on stderr under --json
     model, info = load_compressed(s["artifacts"]["model_dir"])
     assert info["blocks_removed"] == s["blocks_removed"] and info["widths"] == s["compressed"]["widths"]
     assert all(isinstance(model.get_submodule(b), torch.nn.Identity) for b in s["blocks_removed"])

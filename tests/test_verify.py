@@ -1,10 +1,9 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from edgeprune.cli.verify_cmd import verify_command
+from edgeprune.cli.main import app
 from edgeprune.export.onnx_parity import export_onnx
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
@@ -21,12 +20,6 @@ def artifact(tmp_path_factory):
     d = save_dir(tmp_path_factory.mktemp("verify"), net, shape)
     export_onnx(net, shape, d / "model.onnx")
     return d / "model.onnx", synthetic_cost_model(net, shape), local_provenance(net, shape)
-
-
-def _app():
-    app = typer.Typer()
-    app.command("verify")(verify_command)
-    return app
 
 
 def test_node_names_map_to_layers():
@@ -94,13 +87,13 @@ def test_cost_model_prediction_relative_budget_and_layer_breakdown(artifact, tmp
 
 def test_cli_exit_code_and_json(artifact):
     path = artifact[0]
-    ok = CliRunner().invoke(_app(), [str(path), "--budget", "10s", "--json"])
+    ok = CliRunner().invoke(app, ["verify", str(path), "--budget", "10s", "--json"])
     assert ok.exit_code == 0, ok.output
     out = json.loads(ok.stdout)
     assert out["within_budget"] is True and {"measured", "predicted", "budget", "provenance"} <= set(out)
-    over = CliRunner().invoke(_app(), [str(path), "--budget", "1ns", "--json"])
-    assert over.exit_code == 1 and json.loads(over.stdout)["within_budget"] is False
-    bad = CliRunner().invoke(_app(), [str(path), "--budget", "3mJ", "--json"])  # energy unit, latency metric
+    over = CliRunner().invoke(app, ["verify", str(path), "--budget", "1ns", "--json"])
+    assert over.exit_code == 3 and json.loads(over.stdout)["within_budget"] is False  # 3: over budget, not 1
+    bad = CliRunner().invoke(app, ["verify", str(path), "--budget", "3mJ", "--json"])  # energy unit, latency metric
     assert bad.exit_code == 1 and "error" in json.loads(bad.stdout)
 
 

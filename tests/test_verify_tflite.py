@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from edgeprune.costmodel.fit import default_model_path
+from edgeprune.costmodel.store import default_model_path
 from edgeprune.export.quantize import quantize_tflite_int8
 from edgeprune.export.tflite import export_tflite
 from edgeprune.measure.settings import MeasureSettings
@@ -33,7 +33,7 @@ def pruned_dir(tmp_path_factory):
 
 
 def _install(cm, runtime: str):
-    return cm.save(default_model_path("local", "demo_cnn", runtime, 1, "latency"),
+    return cm.save(default_model_path("local", "demo_cnn", runtime, 1, "latency", build_model("demo_cnn")[1]),
                    local_provenance(*build_model("demo_cnn"), runtime={"name": runtime}))
 
 
@@ -78,7 +78,7 @@ def test_a_file_spec_model_finds_its_cost_model_by_architecture(tmp_path, monkey
     d = save_compressed(tmp_path / "out", pruned, "mine.py:build", shape, kept, {})
     export_tflite(pruned, shape, d / "model.tflite")
     cm = synthetic_cost_model(net, shape)
-    path = cm.save(default_model_path("local", "mine.py:build", "litert", 1, "latency"),
+    path = cm.save(default_model_path("local", "mine.py:build", "litert", 1, "latency", shape),
                    local_provenance(net, shape, "mine.py:build", runtime={"name": "litert"}))
     r = verify("local", d / "model.tflite", None, "latency", settings=FAST)
     assert r["cost_model"] == str(path) and r["predicted"] == pytest.approx(

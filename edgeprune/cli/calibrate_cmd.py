@@ -4,16 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from edgeprune_agent.sensors import CHOICES as SENSOR_CHOICES
 
-from edgeprune.cli.common import JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, parse_shape
-from edgeprune.cli.output import Output
+from edgeprune.cli.common import (JsonOpt, ModelOpt, ShapeOpt, WeightsOpt, check_choice, check_runs, check_runtime,
+                                  parse_shape)
+from edgeprune.cli.output import Output, RichProgress
 from edgeprune.measure.platform_calibrate import calibrate_platform
 from edgeprune.models import build_model
 from edgeprune.measure.devices import DeviceUnavailable
 from edgeprune.measure.registry import expand_devices, open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.paths import default_table
+from edgeprune.progress import point_reporter
 from edgeprune.tables.store import LatencyTable
 
 
@@ -34,7 +36,7 @@ def calibrate_command(
     min_repeats: int = typer.Option(30, help="Minimum timed runs per point."),
     min_duration: float = typer.Option(0.3, help="Minimum timed seconds per point."),
     sensor: str = typer.Option("auto", help="Energy source on the local device: auto, rapl, estimate, none."),
-    table: Path = typer.Option(None, help="SQLite table (default: latency_tables/<device>.sqlite)."),
+    table: Path = typer.Option(None, help="SQLite table (default: <data folder>/latency_tables/<device>.sqlite)."),
     seed: int = typer.Option(0, help="Seed for the sampled points and variants (same seed resumes)."),
     platform: bool = typer.Option(False, "--platform", help="Measure for the device's platform model instead of "
                                   "one model: single-op micro-benchmarks of every op kind and random networks of "
@@ -46,37 +48,31 @@ def calibrate_command(
 ):
     """Measure single layers at sampled channel widths and whole-network variants; resumable."""
     out = Output(as_json)
-    with out.errors():
-        settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
-                                   min_duration_s=min_duration)
-        if platform:
-            return _calibrate_platform(out, device, sensor, table, runtime, settings, op_points, platform_networks,
-                                       seed, network_passes)
-        import edgeprune
+    check_runtime(runtime)
+    check_choice("--sensor", sensor, SENSOR_CHOICES)
+    settings = MeasureSettings(threads=threads, warmup=warmup, min_repeats=min_repeats,
+                               min_duration_s=min_duration)
+    if platform:
+        return _calibrate_platform(out, device, sensor, table, runtime, settings, op_points, platform_networks,
+                                   seed, network_passes)
+    import edgeprune
 
-        if points < 1 or network_variants < 0:
-            raise ValueError("--points must be >= 1 and --network-variants >= 0")
-        shape = build_model(model, input_shape=parse_shape(input_shape))[1]
-        with _progress(out) as bar:
-            tasks = {}
-
-            def on_point(phase: str, done: int, total: int, stored: bool) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(f"{phase:8s}", total=total)
-                bar.update(tasks[phase], completed=done)
-
-            result = edgeprune.calibrate(model, shape, device, weights=weights, runtime=runtime, points=points,
-                                         network_variants=network_variants, network_passes=network_passes,
-                                         seed=seed, table=table, measure=settings, sensor=sensor,
-                                         on_point=on_point)
-        summary = result.to_dict()
-        out.emit(summary)
-        _report(out, summary, shape)
-
-
-def _progress(out: Output) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=out.console, transient=False)
+    if points < 1 or network_variants < 0:
+        raise ValueError("--points must be >= 1 and --network-variants >= 0")
+    net, shape = build_model(model, input_shape=parse_shape(input_shape))
+    if input_shape is not None:
+        check_runs(net, shape, model)
+    bar = RichProgress(out.console)
+    try:
+        result = edgeprune.calibrate(model, shape, device, weights=weights, runtime=runtime, points=points,
+                                     network_variants=network_variants, network_passes=network_passes,
+                                     seed=seed, table=table, measure=settings, sensor=sensor,
+                                     on_point=point_reporter(bar))
+    finally:
+        bar.finish()
+    summary = result.to_dict()
+    out.emit(summary)
+    _report(out, summary, shape)
 
 
 def _report(out: Output, s: dict, shape) -> None:
@@ -100,18 +96,16 @@ def _calibrate_platform(out: Output, device: list[str], sensor: str, table: Path
         raise ValueError("--op-points and --platform-networks must be >= 0 and --network-passes >= 1")
     devs = [open_device(name, sensor=sensor) for name in expand_devices(device)]
     path = table or default_table(device[0])
-    with LatencyTable(path) as tbl, _progress(out) as bar:
-        task = bar.add_task("platform", total=None)
-
-        def on_point(phase: str, done: int, total: int, stored: bool) -> None:
-            bar.update(task, completed=done, total=total)
-
+    bar = RichProgress(out.console)
+    with LatencyTable(path) as tbl:
         try:
             result = calibrate_platform(devs if len(devs) > 1 else devs[0], tbl, runtime, settings, op_points,
-                                        networks, seed, passes, on_point)
+                                        networks, seed, passes, point_reporter(bar))
         except DeviceUnavailable as exc:
             raise DeviceUnavailable(f"{exc}. Everything measured so far is in {path}; run the same command "
                                     "again to resume") from exc
+        finally:
+            bar.finish()
     s = result.to_dict()
     out.emit(s)
     out.print(f"[bold]platform calibration[/] {s['device']} (fingerprint {s['fingerprint_id']}), {runtime}, "

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from edgeprune.errors import EdgepruneError
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import LayerSpace, build_layer_space
 
@@ -28,8 +29,49 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
+def check_metric(metric: str) -> None:
+    """ValueError unless ``metric`` is latency or energy (checked before any slow work)."""
+    from edgeprune.costmodel.dataset import METRIC_UNITS
+
+    check_choice("--metric", metric, METRIC_UNITS)
+
+
+def check_choice(option: str, value: str, choices) -> None:
+    """ValueError unless ``value`` is one of ``choices`` (checked before any slow work)."""
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {', '.join(sorted(choices))}, got {value!r}")
+
+
+def check_runtime(runtime: str) -> None:
+    """ValueError unless edgeprune can measure on ``runtime``."""
+    from edgeprune.formats import runtime_format
+
+    runtime_format(runtime)
+
+
+def shape_option(text: str | None) -> str:
+    """' --input-shape X' to repeat in a suggested command, or '' when none was given."""
+    return f" --input-shape {text}" if text else ""
+
+
+def check_runs(net, shape: tuple[int, ...], model: str) -> None:
+    """EdgepruneError, saying which shape to give, when the model cannot run on an input of ``shape``."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(*shape))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgepruneError(f"{model} does not run on input shape {','.join(map(str, shape))}: {first}",
+                             hint="give --input-shape as N,C,H,W, e.g. 1,3,32,32 (leave it out for the model's "
+                                  "own)") from exc
+
+
 def load_model_and_space(model: str, weights: Path | None, input_shape: str | None):
     """Build the model (with weights) and its layer space."""
     net, shape = build_model(model, weights, input_shape=parse_shape(input_shape))
+    if input_shape is not None:
+        check_runs(net, shape, model)
     space: LayerSpace = build_layer_space(net, shape)
     return net, shape, space

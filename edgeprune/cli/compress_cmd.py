@@ -80,16 +80,15 @@ def compress_command(model: str = ModelOpt,
     import edgeprune
 
     o = Output(as_json)
-    with o.errors():
-        result = edgeprune.compress(
-            model, data=data, weights=str(weights) if weights else None, device=device, metric=metric,
-            budget=budget, method=method, epochs=epochs, out=str(out), round_to=round_to, distill=distill,
-            data_limit=data_limit, criterion=criterion, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-            warmup_epochs=warmup_epochs, admm_epochs=admm_epochs, schedule=schedule, schedule_steps=schedule_steps,
-            closed_loop=LoopSettings(rounds=correction_rounds), cost_model=cost_model,
-            settings=settings_from_options(method, method_options), say=o.print, progress=RichProgress())
-        o.emit(result.summary)
-        print_summary(o, result.summary)
+    result = edgeprune.compress(
+        model, data=data, weights=str(weights) if weights else None, device=device, metric=metric,
+        budget=budget, method=method, epochs=epochs, out=str(out), round_to=round_to, distill=distill,
+        data_limit=data_limit, criterion=criterion, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs, admm_epochs=admm_epochs, schedule=schedule, schedule_steps=schedule_steps,
+        closed_loop=LoopSettings(rounds=correction_rounds), cost_model=cost_model,
+        settings=settings_from_options(method, method_options), say=o.log, progress=RichProgress(o.console))
+    o.emit(result.summary)
+    print_summary(o, result.summary)
 
 
 def print_summary(o: Output, s: dict) -> None:
@@ -122,7 +121,7 @@ def print_summary(o: Output, s: dict) -> None:
                 f"{split['width_share']:.0%} from width")
     o.print(f"saved {s['artifacts']['model_dir']} (channels.json + weights.pt) and {s['artifacts']['onnx']}")
     for w in s["warnings"]:
-        o.print(f"[bold yellow]warning:[/] {w}")
+        o.warn(w)
 
 
 def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4),
@@ -134,17 +133,17 @@ def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epoc
     from edgeprune.train import train_from_scratch
 
     o = Output(as_json)
-    with o.errors():
-        o.print("training the demo CNN on scikit-learn's digits (10 epochs)")
-        data = load_data("digits")
-        net, _ = build_model("demo_cnn")
-        train_from_scratch(net, data, 10)
-        out.mkdir(parents=True, exist_ok=True)
-        import torch
+    o.log("training the demo CNN on scikit-learn's digits (10 epochs)")
+    data = load_data("digits")
+    net, _ = build_model("demo_cnn")
+    bar = RichProgress(o.console)
+    train_from_scratch(net, data, 10, reporter=bar)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
 
-        torch.save(net.state_dict(), out / "dense.pt")
-        result = edgeprune.compress("demo_cnn", data="digits", weights=str(out / "dense.pt"), metric="energy",
-                                    budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"),
-                                    points=24, network_variants=30, say=o.print, progress=RichProgress())
-        o.emit(result.summary)
-        print_summary(o, result.summary)
+    torch.save(net.state_dict(), out / "dense.pt")
+    result = edgeprune.compress("demo_cnn", data="digits", weights=str(out / "dense.pt"), metric="energy",
+                                budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"),
+                                points=24, network_variants=30, say=o.log, progress=bar)
+    o.emit(result.summary)
+    print_summary(o, result.summary)

@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt
-from edgeprune.cli.output import Output
+from edgeprune.cli.output import Output, RichProgress
 
 
 def _load(model_dir: Path | None, model: str | None, weights: Path | None):
@@ -50,15 +50,14 @@ def deep_compress_command(model_dir: Path = typer.Argument(None, help="A compres
     from edgeprune.deepcompress import deep_compress
 
     o = Output(as_json)
-    with o.errors():
-        net, shape, source = _load(model_dir or model_dir_opt, model, weights)
-        bundle = load_data(data)
-        summary, _ = deep_compress(net, bundle, prune=prune, conv_bits=conv_bits, fc_bits=fc_bits, epochs=epochs,
-                                   centroid_epochs=centroid_epochs, lr=lr, input_shape=shape, measure=measure,
-                                   out=out, say=o.print)
-        summary.update(model=source, data=data)
-        o.emit(summary)
-        print_deep_summary(o, summary)
+    net, shape, source = _load(model_dir or model_dir_opt, model, weights)
+    bundle = load_data(data)
+    summary, _ = deep_compress(net, bundle, prune=prune, conv_bits=conv_bits, fc_bits=fc_bits, epochs=epochs,
+                               centroid_epochs=centroid_epochs, lr=lr, input_shape=shape, measure=measure,
+                               out=out, say=o.log, reporter=RichProgress(o.console))
+    summary.update(model=source, data=data)
+    o.emit(summary)
+    print_deep_summary(o, summary)
 
 
 def print_deep_summary(o: Output, s: dict) -> None:

@@ -35,27 +35,26 @@ def add(name: str = typer.Argument(..., help="Name to use with --device."),
         as_json: bool = JsonOpt):
     """Register a device agent (--url/--token-file), an Android phone (--adb/...) or a farm (--broker)."""
     out = Output(as_json)
-    with out.errors():
-        if broker is not None:
-            if url is not None or adb is not None:
-                raise DeviceConfigError("a farm needs --broker URL only (no --url or --adb)")
-            entry = add_farm_device(name, broker, hardware_class, password_file)
-            where = f"farm {broker}, hardware class {entry['hardware_class']}"
-        elif adb is not None:
-            if benchmark_binary is None or url is not None:
-                raise DeviceConfigError("an Android device needs --adb SERIAL and --benchmark-binary PATH (no --url)")
-            entry = add_android_device(name, adb, benchmark_binary, cores, use_xnnpack)
-            where = f"adb {adb} with {entry['benchmark_binary']}"
-        else:
-            if url is None or token_file is None:
-                raise DeviceConfigError("an agent needs --url and --token-file (or use --adb for a phone)")
-            entry = add_device(name, url, token_file, ca_cert, tls_fingerprint)
-            where = f"{entry['url']} (token from {entry['token_file']})"
-            if url.startswith("http://") and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-                out.print("[yellow]warning:[/] plain HTTP: the token and models cross the network unencrypted; "
-                          "serve the agent with --tls-cert/--tls-key and add it with an https:// URL")
-        out.emit({"name": name, **entry})
-        out.print(f"added device [bold]{name}[/] → {where}")
+    if broker is not None:
+        if url is not None or adb is not None:
+            raise DeviceConfigError("a farm needs --broker URL only (no --url or --adb)")
+        entry = add_farm_device(name, broker, hardware_class, password_file)
+        where = f"farm {broker}, hardware class {entry['hardware_class']}"
+    elif adb is not None:
+        if benchmark_binary is None or url is not None:
+            raise DeviceConfigError("an Android device needs --adb SERIAL and --benchmark-binary PATH (no --url)")
+        entry = add_android_device(name, adb, benchmark_binary, cores, use_xnnpack)
+        where = f"adb {adb} with {entry['benchmark_binary']}"
+    else:
+        if url is None or token_file is None:
+            raise DeviceConfigError("an agent needs --url and --token-file (or use --adb for a phone)")
+        entry = add_device(name, url, token_file, ca_cert, tls_fingerprint)
+        where = f"{entry['url']} (token from {entry['token_file']})"
+        if url.startswith("http://") and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            out.warn("plain HTTP: the token and models cross the network unencrypted; "
+                      "serve the agent with --tls-cert/--tls-key and add it with an https:// URL")
+    out.emit({"name": name, **entry})
+    out.print(f"added device [bold]{name}[/] → {where}")
 
 
 def _where(entry: dict) -> str:
@@ -71,45 +70,42 @@ def _where(entry: dict) -> str:
 def list_devices(as_json: bool = JsonOpt):
     """List registered devices (``local`` is always there) and groups."""
     out = Output(as_json)
-    with out.errors():
-        devices = {LOCAL: {"url": "in-process", "token_file": None}, **load_registry()}
-        groups = load_groups()
-        out.emit({"devices": [{"name": n, **e} for n, e in devices.items()], "groups": groups})
-        table = Table("name", "reached at", "token file")
-        for n, e in devices.items():
-            table.add_row(n, _where(e), e.get("token_file") or "-")
-        out.print(table)
-        for g, members in groups.items():
-            out.print(f"group [bold]{g}[/]: {', '.join(members)}")
+    devices = {LOCAL: {"url": "in-process", "token_file": None}, **load_registry()}
+    groups = load_groups()
+    out.emit({"devices": [{"name": n, **e} for n, e in devices.items()], "groups": groups})
+    table = Table("name", "reached at", "token file")
+    for n, e in devices.items():
+        table.add_row(n, _where(e), e.get("token_file") or "-")
+    out.print(table)
+    for g, members in groups.items():
+        out.print(f"group [bold]{g}[/]: {', '.join(members)}")
 
 
 @app.command("remove")
 def remove(name: str, as_json: bool = JsonOpt):
     """Forget a registered device."""
     out = Output(as_json)
-    with out.errors():
-        remove_device(name)
-        out.emit({"removed": name})
-        out.print(f"removed device {name}")
+    remove_device(name)
+    out.emit({"removed": name})
+    out.print(f"removed device {name}")
 
 
 @app.command("check")
 def check(name: str = typer.Argument(LOCAL), as_json: bool = JsonOpt):
     """Show a device's fingerprint and warn about conditions that spoil measurements."""
     out = Output(as_json)
-    with out.errors():
-        info = open_device(name).info()
-        warnings = measurement_warnings(info)
-        out.emit({"device": name, "info": info, "warnings": warnings})
-        table = Table("field", "value", title=f"device {name}")
-        for key in ("fingerprint_id", "hostname", "device_model", "cpu_model", "arch", "cores_logical",
-                    "cores_physical", "memory_total_bytes", "os", "runtime_versions", "conditions",
-                    "available_sensors", "energy_sensor"):
-            if key in info:
-                table.add_row(key, str(info[key]))
-        out.print(table)
-        for w in warnings:
-            out.print(f"[yellow]warning:[/] {w}")
+    info = open_device(name).info()
+    warnings = measurement_warnings(info)
+    out.emit({"device": name, "info": info, "warnings": warnings})
+    table = Table("field", "value", title=f"device {name}")
+    for key in ("fingerprint_id", "hostname", "device_model", "cpu_model", "arch", "cores_logical",
+                "cores_physical", "memory_total_bytes", "os", "runtime_versions", "conditions",
+                "available_sensors", "energy_sensor"):
+        if key in info:
+            table.add_row(key, str(info[key]))
+    out.print(table)
+    for w in warnings:
+        out.warn(w)
 
 
 @app.command("discover")
@@ -120,18 +116,17 @@ def discover_cmd(timeout: float = typer.Option(3.0, help="Seconds to listen for 
     from edgeprune.measure.discovery import discover, mark_registered
 
     out = Output(as_json)
-    with out.errors():
-        found = mark_registered(discover(timeout, interface or None), load_registry())
-        out.emit({"agents": found})
-        table = Table("name", "url", "fingerprint", "cpu", "sensor", "registered as")
-        for a in found:
-            p = a["properties"]
-            table.add_row(a["name"], a["url"] or "-", p.get("fingerprint_id", "-"), p.get("cpu_model", "-"),
-                          p.get("sensor", "-"), a["registered_as"] or "-")
-        out.print(table if found else "no agents answered")
-        for a in found:
-            if not a["registered_as"]:
-                out.print(f"  edgeprune device add {a['name']} --url {a['url']} --token-file PATH")
+    found = mark_registered(discover(timeout, interface or None), load_registry())
+    out.emit({"agents": found})
+    table = Table("name", "url", "fingerprint", "cpu", "sensor", "registered as")
+    for a in found:
+        p = a["properties"]
+        table.add_row(a["name"], a["url"] or "-", p.get("fingerprint_id", "-"), p.get("cpu_model", "-"),
+                      p.get("sensor", "-"), a["registered_as"] or "-")
+    out.print(table if found else "no agents answered")
+    for a in found:
+        if not a["registered_as"]:
+            out.print(f"  edgeprune device add {a['name']} --url {a['url']} --token-file PATH")
 
 
 @group_app.command("add")
@@ -139,17 +134,15 @@ def group_add(name: str, members: list[str] = typer.Argument(..., help="Register
               as_json: bool = JsonOpt):
     """Name a fleet; use it as --device NAME (members must share a fingerprint when calibrating)."""
     out = Output(as_json)
-    with out.errors():
-        members = add_group(name, members)
-        out.emit({"group": name, "members": members})
-        out.print(f"group [bold]{name}[/]: {', '.join(members)}")
+    members = add_group(name, members)
+    out.emit({"group": name, "members": members})
+    out.print(f"group [bold]{name}[/]: {', '.join(members)}")
 
 
 @group_app.command("remove")
 def group_remove(name: str, as_json: bool = JsonOpt):
     """Forget a group (its devices stay registered)."""
     out = Output(as_json)
-    with out.errors():
-        remove_group(name)
-        out.emit({"removed": name})
-        out.print(f"removed group {name}")
+    remove_group(name)
+    out.emit({"removed": name})
+    out.print(f"removed group {name}")

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from edgeprune.cli.common import JsonOpt
-from edgeprune.cli.output import Output
+from edgeprune.cli.output import Output, RichProgress
 
 
 def export_command(model_dir: Path = typer.Option(..., "--model-dir", help="Directory written by compress."),
@@ -24,18 +24,23 @@ def export_command(model_dir: Path = typer.Option(..., "--model-dir", help="Dire
     import edgeprune
 
     o = Output(as_json)
-    with o.errors():
+    bar = RichProgress(o.console)
+    bar.start(f"export {fmt}{' int8' if int8 else ''} + parity check", 1)
+    try:
         r = edgeprune.export(model_dir, out, fmt=fmt, int8=int8, data=data, samples=samples, nhwc=nhwc,
                              data_limit=data_limit)
-        o.emit(r)
-        o.print(f"wrote {r['artifact']} ({r['format']}, {r['layout']}, {r['size_bytes']:,} bytes)")
-        if r["parity"]:
-            p = r["parity"]
-            o.print(f"parity on {p['samples']} samples of {r['data']}: max |diff| {p['max_abs_diff']:.1e}, "
-                    f"top-1 agreement {p['top1_agreement']:.0%}")
-        if r["quantization"]:
-            q = r["quantization"]
-            o.print(f"int8 ({q['method']}): accuracy {q['fp32_accuracy']:.2%} → {q['int8_accuracy']:.2%} "
-                    f"({q['accuracy_change']:+.2%}) on {q['samples']} validation samples")
-        for w in r["warnings"]:
-            o.print(f"[bold yellow]warning:[/] {w}")
+        bar.advance()
+    finally:
+        bar.finish()
+    o.emit(r)
+    o.print(f"wrote {r['artifact']} ({r['format']}, {r['layout']}, {r['size_bytes']:,} bytes)")
+    if r["parity"]:
+        p = r["parity"]
+        o.print(f"parity on {p['samples']} samples of {r['data']}: max |diff| {p['max_abs_diff']:.1e}, "
+                f"top-1 agreement {p['top1_agreement']:.0%}")
+    if r["quantization"]:
+        q = r["quantization"]
+        o.print(f"int8 ({q['method']}): accuracy {q['fp32_accuracy']:.2%} → {q['int8_accuracy']:.2%} "
+                f"({q['accuracy_change']:+.2%}) on {q['samples']} validation samples")
+    for w in r["warnings"]:
+        o.warn(w)

@@ -13,19 +13,18 @@ def layers_command(model: str = ModelOpt, weights: Path = WeightsOpt, input_shap
                    as_json: bool = JsonOpt):
     """List every conv/linear layer with its signature, widths and coupled channel groups."""
     out = Output(as_json)
-    with out.errors():
-        _, shape, space = load_model_and_space(model, weights, input_shape)
-        out.emit({"model": model, **space.to_dict()})
-        table = Table("layer", "op", "c_in", "c_out", "kernel", "stride", "in H×W", "in group", "out group",
-                      title=f"{model} at input {tuple(shape)}")
-        for l in space.layers:
-            s = l.signature
-            table.add_row(l.name, s.op, str(l.c_in), str(l.c_out), f"{s.kernel[0]}×{s.kernel[1]}",
-                          str(s.stride[0]), f"{s.in_hw[0]}×{s.in_hw[1]}", l.in_group or "fixed",
-                          l.out_group or "fixed")
-        out.print(table)
-        groups = Table("group", "width", "prunable", "members / reason", title="channel groups")
-        for g in space.groups:
-            groups.add_row(g.name, str(g.width), "yes" if g.prunable else "no",
-                           ", ".join(g.members) if g.prunable else g.reason)
-        out.print(groups)
+    _, shape, space = load_model_and_space(model, weights, input_shape)
+    out.emit({"model": model, **space.to_dict()})
+    table = Table("layer", "op", "c_in", "c_out", "kernel", "stride", "in H×W", "in group", "out group",
+                  title=f"{model} at input {tuple(shape)}")
+    for l in space.layers:
+        s = l.signature
+        table.add_row(l.name, s.op, str(l.c_in), str(l.c_out), f"{s.kernel[0]}×{s.kernel[1]}",
+                      str(s.stride[0]), f"{s.in_hw[0]}×{s.in_hw[1]}", l.in_group or "fixed",
+                      l.out_group or "fixed")
+    out.print(table)
+    groups = Table("group", "width", "prunable", "members / reason", title="channel groups")
+    for g in space.groups:
+        groups.add_row(g.name, str(g.width), "yes" if g.prunable else "no",
+                       ", ".join(g.members) if g.prunable else g.reason)
+    out.print(groups)

@@ -29,7 +29,7 @@ def fit_platform(o: Output, device: str, metric: str, runtime: str, threads: int
         fid = tbl.fingerprint_of(device)
         if fid is None:
             raise FitError(f"{path} has no measurements from device {device!r}")
-        o.print(f"reading networks of {device} ({runtime}, {threads} thread(s)) and their graph features…")
+        o.log(f"reading networks of {device} ({runtime}, {threads} thread(s)) and their graph features…")
         sel = Selection(fid, runtime, threads)
         data = load_platform_set(tbl, sel, metric)
         info = tbl.device_info(fid) or {}
@@ -57,9 +57,9 @@ def fit_platform(o: Output, device: str, metric: str, runtime: str, threads: int
             + (f", with boosted residual {r['cv_error_with_residual']:.1%}" if "cv_error_with_residual" in r else "")
             + f" → residual: {r['residual']}")
     for w in r["warnings"]:
-        o.print(f"  [yellow]warning:[/] {w}")
+        o.warn(w)
     for s in data.skipped:
-        o.print(f"  [yellow]skipped:[/] {s}")
+        o.log(f"[yellow]skipped:[/] {s}")
     terms = Table("term", "coefficient", title=f"largest cost terms ({METRIC_UNITS[metric]})")
     top = sorted(model.terms().items(), key=lambda kv: -abs(kv[1]))[:12]
     for name, value in top:
@@ -91,7 +91,7 @@ def platform_predict(o: Output, path: Path, device: str, model: str, input_shape
                              "cv_error": fit.get("cv_error_linear")},
               "predict_ms": took}
     o.emit(result)
-    o.print(f"no cost model fitted for {model} on {device}: using the platform model {path} "
+    o.log(f"no cost model fitted for {model} on {device}: using the platform model {path} "
             f"({meta['networks']['n']} networks of {len(meta['networks']['families'])} architecture(s), "
             f"cross-validated mean |error| {fit.get('cv_error_linear', float('nan')):.1%})")
     o.print(f"predicted {meta['metric']}: [bold]{value:.4g} {meta['unit']}[/] ({value / dense_value:.0%} of dense "

@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt
-from edgeprune.cli.output import Output
+from edgeprune.cli.output import OVER_BUDGET, Output
 
 
 def verify_command(artifact: Path = typer.Argument(..., help="An .onnx or .tflite file."),
@@ -18,17 +18,15 @@ def verify_command(artifact: Path = typer.Argument(..., help="An .onnx or .tflit
                    cost_model: Path = typer.Option(None, "--cost-model", help="Cost model JSON (default: the "
                                                    "fitted one for this device and model)."),
                    as_json: bool = JsonOpt):
-    """Measure an artifact end to end; exit 1 when it exceeds the budget beyond the tolerance."""
+    """Measure an artifact end to end; exit 3 when it exceeds the budget beyond the tolerance (1 on an error)."""
     import edgeprune
 
     o = Output(as_json)
-    with o.errors():
-        r = edgeprune.verify(artifact, device, budget=budget, metric=metric, tolerance=tolerance,
-                             cost_model=cost_model)
-        o.emit(r)
-        print_report(o, r)
+    r = edgeprune.verify(artifact, device, budget=budget, metric=metric, tolerance=tolerance, cost_model=cost_model)
+    o.emit(r)
+    print_report(o, r)
     if r["within_budget"] is False:
-        raise typer.Exit(1)
+        raise typer.Exit(OVER_BUDGET)
 
 
 def print_report(o: Output, r: dict) -> None:
@@ -42,7 +40,7 @@ def print_report(o: Output, r: dict) -> None:
             f" against {r['measured_drift_corrected']:.4g} {u} drift-corrected"
         o.print(f"predicted {r['predicted']:.4g} {u} by {r['cost_model']} ({r['prediction_error']:+.1%}{against})")
     for w in r.get("warnings", []):
-        o.print(f"[bold yellow]warning:[/] {w}")
+        o.warn(w)
     if r["budget"] is not None:
         verdict = "within" if r["within_budget"] else "[red]OVER[/]"
         o.print(f"{verdict} the budget {r['budget']:.4g} {u} (tolerance {r['tolerance']:.0%})")

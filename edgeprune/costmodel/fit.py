@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -17,7 +16,6 @@ from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.model import CostModel
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.layer_space import LayerSpace, architecture_hash
-from edgeprune.paths import models_dir
 from edgeprune.tables.store import LatencyTable
 
 HELDOUT_EVERY = 3  # every third non-dense variant is held out
@@ -103,6 +101,10 @@ def fit_from_table(table: LatencyTable, device: str, model_name: str, space: Lay
                     row[name] = float(p)
             except ValueError as exc:  # e.g. no layer tables: that predictor cannot be evaluated
                 report["heldout"][name] = {"error": str(exc)}
+    else:
+        report["heldout_note"] = (f"no held-out accuracy: {len(heldout)} of {len(y) - int(is_dense.sum())} non-dense "
+                                  f"network variants held out (one in {HELDOUT_EVERY}), 3 needed; calibrate with "
+                                  f"--network-variants {3 * HELDOUT_EVERY + 1} or more")
     if source == "auto":
         source = _best_source(report["heldout"], bool(layers), len(y))
     report["source"] = source
@@ -159,9 +161,3 @@ def _provenance(table: LatencyTable, device: str, model_name: str, space: LayerS
 def _energy_source(table: LatencyTable, sel: Selection) -> str | None:
     kinds = {(r["energy_source"], r["energy_kind"]) for r in table.rows("layer", **sel.where())}
     return ", ".join(f"{s} ({k})" for s, k in sorted(kinds, key=str) if s) or None
-
-
-def default_model_path(device: str, model_name: str, runtime: str, threads: int, metric: str) -> Path:
-    """energy_models/<device>-<model>-<runtime>-t<threads>-<metric>.json"""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{device}-{model_name}")
-    return models_dir() / f"{safe}-{runtime}-t{threads}-{metric}.json"

@@ -7,16 +7,15 @@ from pathlib import Path
 from edgeprune.costmodel.persist import CostModelError, check_device, read_versioned, write_versioned
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.measure.graph_features import FEATURES_VERSION
-from edgeprune.paths import models_dir
+from edgeprune.paths import models_dir, safe_name
 
 FORMAT = "edgeprune-platform-model"
 FORMAT_VERSION = 1
 
 
 def default_platform_path(device: str, runtime: str, threads: int, metric: str) -> Path:
-    """energy_models/<device>-platform-<runtime>-t<threads>-<metric>.json"""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in device)
-    return models_dir() / f"{safe}-platform-{runtime}-t{threads}-{metric}.json"
+    """<models dir>/<device>-platform-<runtime>-t<threads>-<metric>.json (where fit --platform writes)"""
+    return models_dir() / f"{safe_name(device)}-platform-{runtime}-t{threads}-{metric}.json"
 
 
 def save(model: PlatformCostModel, provenance: dict, path: str | Path) -> Path:

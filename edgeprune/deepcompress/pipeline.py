@@ -10,6 +10,7 @@ from torch import nn
 
 from edgeprune.data.bundle import DataBundle
 from edgeprune.train import evaluate
+from edgeprune.progress import SILENT, Progress
 
 from .codec import decode, encode, stage_sizes
 from .prune import magnitude_masks, retrain, sparsity_of
@@ -23,21 +24,23 @@ def deep_compress(model: nn.Module, data: DataBundle, prune: float = 0.9, conv_b
                   epochs: int = 2, centroid_epochs: int = 1, lr: float = 0.05, centroid_lr: float = 1e-4,
                   conv_pos_bits: int = 8, fc_pos_bits: int = 5, input_shape: tuple[int, ...] | None = None,
                   measure: bool = True, out: str | Path | None = None,
-                  say: Callable[[str], None] = lambda _m: None) -> tuple[dict, dict]:
+                  say: Callable[[str], None] = lambda _m: None,
+                  reporter: Progress = SILENT) -> tuple[dict, dict]:
     """Run Deep Compression on a copy of `model`; return (summary, encoded dict); save the encoding under `out`."""
     dense = copy.deepcopy(model).eval()
     net = copy.deepcopy(model)
     acc = {"dense": evaluate(dense, data.val)["accuracy"]}
     say(f"pruning {prune:.0%} of every conv/linear layer by magnitude, retraining {epochs} epoch(s)")
     masks = magnitude_masks(net, prune)
-    acc["pruned_retrained"] = retrain(net, masks, data, epochs, lr=lr)["accuracy"]
+    acc["pruned_retrained"] = retrain(net, masks, data, epochs, lr=lr, reporter=reporter)["accuracy"]
     pruned = copy.deepcopy(net).eval()
     say(f"k-means weight sharing (conv {2 ** conv_bits}, fc {2 ** fc_bits} clusters), "
         f"centroid fine-tuning {centroid_epochs} epoch(s)")
     books = quantize_model(net, masks, conv_bits, fc_bits)
     acc["quantized"] = evaluate(net, data.val)["accuracy"]
     if centroid_epochs > 0:
-        acc["quantized_finetuned"] = finetune_centroids(net, books, data, centroid_epochs, lr=centroid_lr)["accuracy"]
+        acc["quantized_finetuned"] = finetune_centroids(net, books, data, centroid_epochs, lr=centroid_lr,
+                                                       reporter=reporter)["accuracy"]
     enc = encode(net, books, conv_pos_bits, fc_pos_bits)
     decoded = copy.deepcopy(net)
     decoded.load_state_dict(decode(enc), strict=True)

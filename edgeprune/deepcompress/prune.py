@@ -6,6 +6,7 @@ from torch import nn
 
 from edgeprune.data.bundle import DataBundle
 from edgeprune.train import fine_tune
+from edgeprune.progress import SILENT, Progress
 
 
 def prunable(model: nn.Module) -> dict[str, nn.Module]:
@@ -43,7 +44,7 @@ def sparsity_of(model: nn.Module) -> float:
 
 
 def retrain(model: nn.Module, masks: dict[str, torch.Tensor], data: DataBundle, epochs: int,
-            lr: float = 0.01) -> dict:
+            lr: float = 0.01, reporter: Progress = SILENT) -> dict:
     """Fine-tune with pruned weights held at zero (gradients masked); return the final validation metrics."""
     apply_masks(model, masks)
     if epochs <= 0:
@@ -53,7 +54,7 @@ def retrain(model: nn.Module, masks: dict[str, torch.Tensor], data: DataBundle, 
     layers = prunable(model)
     hooks = [layers[n].weight.register_hook(lambda g, k=k: g * k.to(g.dtype)) for n, k in masks.items()]
     try:
-        result = fine_tune(model, data, epochs, lr=lr, device="cpu")
+        result = fine_tune(model, data, epochs, lr=lr, device="cpu", reporter=reporter, phase="retraining")
     finally:
         for h in hooks:
             h.remove()

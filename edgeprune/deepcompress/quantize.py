@@ -10,6 +10,7 @@ from torch import nn
 
 from edgeprune.data.bundle import DataBundle
 from edgeprune.train import evaluate
+from edgeprune.progress import SILENT, Progress
 
 from .prune import prunable
 
@@ -88,15 +89,17 @@ def quantize_model(model: nn.Module, masks: dict[str, torch.Tensor], conv_bits: 
 
 
 def finetune_centroids(model: nn.Module, books: dict[str, Codebook], data: DataBundle, epochs: int,
-                       lr: float = 1e-3) -> dict:
+                       lr: float = 1e-3, reporter: Progress = SILENT) -> dict:
     """Train centroids with the summed gradient of their cluster (weights stay tied) and other params by SGD."""
     layers = prunable(model)
     shared = {id(layers[n].weight) for n in books}
     others = [p for p in model.parameters() if id(p) not in shared and p.requires_grad]
     opt = torch.optim.SGD(others, lr=lr, momentum=0.9) if others else None
+    reporter.start("centroid fine-tuning", epochs * len(data.train))
     for _ in range(epochs):
         model.train()
         for x, y, *_ in data.train:
+            reporter.advance()
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             with torch.no_grad():
@@ -107,5 +110,6 @@ def finetune_centroids(model: nn.Module, books: dict[str, Codebook], data: DataB
                     write_shared(layers[name], book)
             if opt is not None:
                 opt.step()
+    reporter.finish()
     model.eval()
     return evaluate(model, data.val)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from edgeprune.files import atomic_write
 from edgeprune.measure.devices import AgentDevice, LocalDevice
 from edgeprune.measure.tls import TlsTrustError, ca_context, normalise_fingerprint
-from edgeprune.paths import config_dir
+from edgeprune.paths import config_dir, legacy_config_dir
 from edgeprune.errors import EdgepruneError
 
 LOCAL = "local"
@@ -20,6 +20,18 @@ class DeviceConfigError(EdgepruneError):
 
 def _registry_path() -> Path:
     return config_dir() / "devices.json"
+
+
+def _moved_registry_hint(name: str) -> str | None:
+    """Where to move the registry when ``name`` sits in the one older versions kept in ~/.config/edgeprune."""
+    old = legacy_config_dir() / "devices.json"
+    try:
+        if old.resolve() == _registry_path().resolve() or name not in _load_json(old):
+            return None
+    except DeviceConfigError:  # an unreadable old registry: nothing to point at
+        return None
+    return (f"{name!r} is registered in {old}, where older versions kept devices; move devices.json and "
+            f"groups.json to {config_dir()} (or set EDGEPRUNE_CONFIG_DIR={old.parent})")
 
 
 def _load_json(path: Path) -> dict:
@@ -137,7 +149,8 @@ def open_device(name: str, sensor: str = "auto"):
     if name not in devices:
         known = ", ".join(sorted(devices)) or "none"
         raise DeviceConfigError(f"unknown device {name!r} (registered: {known}); "
-                                f"add it with: edgeprune device add {name} --url URL --token-file PATH")
+                                f"add it with: edgeprune device add {name} --url URL --token-file PATH",
+                                hint=_moved_registry_hint(name))
     entry = devices[name]
     if entry.get("kind") == "android":
         from edgeprune.measure.android import AndroidDevice

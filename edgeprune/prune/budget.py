@@ -80,21 +80,26 @@ def _metric_of(unit: str) -> str | None:
     return None
 
 
-def resolve_budget(budget: Budget | str, metric: str, dense_cost: float, floor_cost: float) -> ResolvedBudget:
-    """Absolute budget in the metric's unit (ms or mJ), checked against the floor; ``float()`` gives the value."""
+def check_budget(budget: Budget | str, metric: str) -> Budget:
+    """The parsed budget; BudgetError for an unknown metric or a unit of another metric (no cost model needed)."""
     if metric not in UNITS:
         raise BudgetError(f"unknown metric {metric!r}; choose one of {sorted(UNITS)}")
     if isinstance(budget, str):
         budget = parse_budget(budget)
+    owner = None if budget.relative else _metric_of(budget.unit)
+    if owner is not None and owner != metric:
+        unit, table = UNITS[metric]
+        raise BudgetError(f"budget {budget} is a{'n' if owner == 'energy' else ''} {owner} but the metric is "
+                          f"{metric}; give it in {unit} (or {', '.join(u for u in table if u != unit)})",
+                          hint=f"or use --metric {owner}")
+    return budget
+
+
+def resolve_budget(budget: Budget | str, metric: str, dense_cost: float, floor_cost: float) -> ResolvedBudget:
+    """Absolute budget in the metric's unit (ms or mJ), checked against the floor; ``float()`` gives the value."""
+    budget = check_budget(budget, metric)
     unit, table = UNITS[metric]
-    if budget.relative:
-        value = budget.value * dense_cost
-    else:
-        owner = _metric_of(budget.unit)
-        if owner != metric:
-            raise BudgetError(f"budget {budget} is a{'n' if owner == 'energy' else ''} {owner} but the metric is "
-                              f"{metric}; give it in {unit} (or {', '.join(u for u in table if u != unit)})")
-        value = budget.value * table[budget.unit.lower()]
+    value = budget.value * dense_cost if budget.relative else budget.value * table[budget.unit.lower()]
     if value < floor_cost:
         raise InfeasibleBudget(_infeasible(f"budget {budget} = {value:.4g} {unit}", floor_cost, dense_cost, unit))
     return ResolvedBudget(value, unit, float(dense_cost), float(floor_cost), value >= dense_cost)

@@ -121,6 +121,7 @@ def fine_tune(
     device: str | torch.device = "auto",
     seed: int | None = 0,
     reporter: Progress = SILENT,
+    phase: str = "fine-tuning",
 ) -> TrainResult:
     """Train `model` in place (left in eval mode) for `epochs` epochs, validating after each; resumable."""
     _check_args(epochs, lr, kd_alpha, kd_temperature, max_steps_per_epoch)
@@ -146,7 +147,7 @@ def fine_tune(
     elif seed is not None:
         torch.manual_seed(seed)
     net = distributed.wrap(model, ctx)
-    reporter.start("fine-tuning", (epochs - start) * steps)
+    reporter.start(phase, (epochs - start) * steps)
     for epoch in range(start, epochs):
         tick = time.perf_counter()
         if hasattr(loader.sampler, "set_epoch"):
@@ -178,4 +179,4 @@ def fine_tune(
 
 def train_from_scratch(model: nn.Module, data: DataBundle, epochs: int, lr: float = 0.1, **kwargs) -> TrainResult:
     """fine_tune with a from-scratch learning rate (default 0.1)."""
-    return fine_tune(model, data, epochs, lr, **kwargs)
+    return fine_tune(model, data, epochs, lr, **{"phase": "training", **kwargs})

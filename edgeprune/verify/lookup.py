@@ -32,8 +32,8 @@ def find_cost_model(info: dict | None, path, device: str, fingerprint_id: str, r
     records a `file.py:fn` model by its absolute path while fit keyed it by the spec as typed, any cost model of
     this device whose architecture is the artifact's base model. Files that fail the checks are passed over.
     """
-    from edgeprune.costmodel.fit import default_model_path  # sklearn and torch load only when verify runs
     from edgeprune.costmodel.persist import CostModelError
+    from edgeprune.costmodel.store import find_model_file  # sklearn and torch load only when verify runs
 
     arch = _architecture(info) if info is not None else None
     if path is not None:
@@ -45,8 +45,8 @@ def find_cost_model(info: dict | None, path, device: str, fingerprint_id: str, r
         return Found()
     order = [runtime] + [r for r in RUNTIMES if r != runtime]
     for rt in order:
-        candidate = default_model_path(device, info["base_model"], rt, threads, metric)
-        if candidate.is_file():
+        candidate = find_model_file(device, info["base_model"], rt, threads, metric, info["input_shape"])
+        if candidate is not None:
             try:
                 return _found(candidate, arch, fingerprint_id)
             except CostModelError:
@@ -63,11 +63,10 @@ def _found(path, arch: str | None, fingerprint_id: str) -> Found:
 
 def _by_architecture(arch: str | None, device: str, fingerprint_id: str, order: list[str], threads: int,
                      metric: str) -> Found:
-    from edgeprune.costmodel.fit import default_model_path
     from edgeprune.costmodel.persist import CostModelError
+    from edgeprune.costmodel.store import model_files
 
-    folder = default_model_path(device, "x", order[0], threads, metric).parent
-    files = {rt: sorted(folder.glob(f"*-{rt}-t{threads}-{metric}.json")) for rt in order}
+    files = {rt: model_files(f"*-{rt}-t{threads}-{metric}.json") for rt in order}
     if arch is None or not any(files.values()):
         return Found()
     for rt in order:

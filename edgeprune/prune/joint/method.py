@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from edgeprune.costmodel.model import CostModel
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.progress import SILENT, Progress
 from edgeprune.structure.blocks import block_layers, block_members, removable_blocks
 from edgeprune.prune.joint.ranking import rank_blocks
 from edgeprune.prune.joint.histograms import pyplot, save_histograms
@@ -45,7 +46,7 @@ def _polarized(model: nn.Module, by_group: dict[str, list[str]], blocks: list[st
 def prune_joint(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget_abs: float, data,
                 settings: JointSettings = JointSettings(), round_to: int | None = None,
                 checkpoint_dir: str | Path | None = None,
-                progress: Callable[[dict], None] | None = None) -> JointResult:
+                progress: Callable[[dict], None] | None = None, reporter: Progress = SILENT) -> JointResult:
     """Sparse-train ``model`` in place, then pick the blocks and channels to remove so the predicted cost (the
     removed blocks' layers contributing nothing) meets ``budget_abs`` with the least above-threshold γ removed."""
     if settings.histogram_png:
@@ -57,7 +58,9 @@ def prune_joint(model: nn.Module, space: LayerSpace, cost_model: CostModel, budg
         raise ValueError("joint pruning ranks channels by BatchNorm scaling factors, and this model has no "
                          "BatchNorm layer in a prunable group or removable block")
     tell = (lambda r: progress({"phase": "sparse", **r})) if progress else None
-    history = [{"phase": "sparse", **r} for r in sparse_train(model, bns, data, settings, checkpoint_dir, tell)]
+    history = [{"phase": "sparse", **r} for r in sparse_train(model, bns, data, settings, checkpoint_dir, tell,
+                                                                     reporter)]
+    reporter.finish()
     gam = gammas(model, bns)
     thresholds = {}
     for name, g in gam.items():

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from edgeprune.progress import SILENT, Progress
 from edgeprune.prune.joint.settings import JointSettings
 from edgeprune.train import CosineWarmup
 from edgeprune.train.checkpoint import CHECKPOINT_NAME, resume_training, rng_state, save_checkpoint
@@ -34,7 +35,7 @@ def clamp_gammas(bns: list[nn.Module], a: float) -> None:
 
 def sparse_train(model: nn.Module, bns: dict[str, nn.Module], data, s: JointSettings,
                  checkpoint_dir: str | Path | None = None,
-                 progress: Callable[[dict], None] | None = None) -> list[dict]:
+                 progress: Callable[[dict], None] | None = None, reporter: Progress = SILENT) -> list[dict]:
     """Train ``model`` in place on cross-entropy + weight decay + λ·polarization of ``bns``' γ, clamping γ to
     [0, a] after each step; a checkpoint per epoch lets an interrupted run resume. Returns per-epoch history."""
     if s.sparse_epochs == 0:
@@ -54,6 +55,7 @@ def sparse_train(model: nn.Module, bns: dict[str, nn.Module], data, s: JointSett
     else:
         torch.manual_seed(0)
     clamp_gammas(layers, s.a)
+    reporter.start("sparse training", (s.sparse_epochs - start) * steps)
     for epoch in range(start, s.sparse_epochs):
         if hasattr(getattr(data.train, "sampler", None), "set_epoch"):
             data.train.sampler.set_epoch(epoch)  # the epoch's shuffle order, so a resumed run sees the same data
@@ -70,6 +72,7 @@ def sparse_train(model: nn.Module, bns: dict[str, nn.Module], data, s: JointSett
             optimizer.step()
             scheduler.step()
             clamp_gammas(layers, s.a)
+            reporter.advance()
             totals += torch.tensor([ce.item(), reg.item(), 1.0], dtype=torch.float64)
         if not torch.isfinite(totals).all():
             raise TrainError(f"sparse training diverged in epoch {epoch + 1} (loss {totals[0] / totals[2]}); "

@@ -23,7 +23,8 @@ class Joint(PruningMethod):
     def select(self, ctx, settings, budget):
         checkpoints = ctx.work_dir / "sparse-checkpoints" if ctx.work_dir is not None else None
         return prune_joint(ctx.model, ctx.space, ctx.cost_model, budget, ctx.data, settings, round_to=ctx.round_to,
-                           checkpoint_dir=checkpoints, progress=lambda r: ctx.say(describe(r))), None
+                           checkpoint_dir=checkpoints, progress=lambda r: ctx.say(describe(r)),
+                           reporter=ctx.reporter), None
 
     def reselect(self, ctx, settings, target, current, state):
         return replan(current, ctx.space, target), None

@@ -29,7 +29,10 @@ class NetAdapt(PruningMethod):
         # NetAdapt short-tunes between steps: keep those weights rather than re-pruning the dense model.
         return netadapt_search(ctx.model, ctx.space, ctx.cost, target, ctx.data, round_to=ctx.round_to,
                                short_tune_steps=s.tune_steps, step_fraction=s.step, start=start,
-                               min_keep=s.min_keep, **ctx.ranking())
+                               min_keep=s.min_keep, **ctx.ranking(),
+                               progress=lambda r: ctx.say(f"netadapt step {r['iter']}: {r['group']} → {r['width']}, "
+                                                          f"predicted {r['cost']:.4g} {ctx.unit} (target "
+                                                          f"{r['target']:.4g}), held-out accuracy {r['accuracy']:.2%}"))
 
     def select(self, ctx, settings, budget):
         return self._search(ctx, settings, budget)
