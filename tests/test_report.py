@@ -18,7 +18,8 @@ def run_dir(tmp_path_factory):
     """A real run: demo CNN trained briefly, this CPU calibrated (fast settings), fitted, compressed, verified."""
     from edgeprune.pipeline import CompressConfig, compress
     from edgeprune.costmodel.dataset import Selection
-    from edgeprune.costmodel.fit import default_model_path, fit_from_table
+    from edgeprune.costmodel.fit import fit_from_table
+    from edgeprune.costmodel.store import default_model_path
     from edgeprune.data import load_data
     from edgeprune.measure.calibrate import calibrate
     from edgeprune.measure.registry import open_device
@@ -43,7 +44,7 @@ def run_dir(tmp_path_factory):
             cal = calibrate(open_device("local"), "demo_cnn", net, space, table, settings=MeasureSettings(**FAST),
                             points=8, network_variants=10)
             fit = fit_from_table(table, "local", "demo_cnn", space, Selection(cal.fingerprint_id, "onnxruntime", 1))
-        fit.model.save(default_model_path("local", "demo_cnn", "onnxruntime", 1, "latency"), fit.provenance)
+        fit.model.save(default_model_path("local", "demo_cnn", "onnxruntime", 1, "latency", shape), fit.provenance)
         out = tmp / "run"
         compress(CompressConfig(model="demo_cnn", weights=str(tmp / "dense.pt"), budget="0.75", method="uniform",
                                 epochs=1, data_limit=600, out=str(out), closed_loop=LoopSettings(rounds=1)))

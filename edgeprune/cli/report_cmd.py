@@ -18,7 +18,6 @@ def report_command(run_dir: Path = typer.Argument(..., help="The --out directory
     from edgeprune.report import write_report
 
     o = Output(as_json)
-    with o.errors():
-        path = write_report(run_dir, out, verify)
-        o.emit({"report": str(path)})
-        o.print(f"wrote {path}")
+    path = write_report(run_dir, out, verify)
+    o.emit({"report": str(path)})
+    o.print(f"wrote {path}")
