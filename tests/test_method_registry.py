@@ -90,3 +90,30 @@ def test_cli_rejects_an_option_of_another_method_before_any_work():
 
     proc = run_cli("compress", "--method", "ecc", "--halp-steps", "2", "--json", check=False, timeout=120)
     assert proc.returncode != 0 and "--halp-steps applies to halp, not to --method ecc" in proc.stdout
+
+
+class _Recorder:
+    """A Progress that keeps what it was told."""
+
+    def __init__(self):
+        self.events = []
+
+    def start(self, phase, total):
+        self.events.append(("start", phase, total))
+
+    def advance(self, steps=1):
+        self.events.append(("advance", steps))
+
+    def finish(self):
+        self.events.append(("finish",))
+
+
+def test_netadapt_shows_a_bar_of_the_cost_reduction_done(setup, tmp_path):
+    model, space, cost_model, data = setup
+    method, recorder = methods()["netadapt"], _Recorder()
+    ctx = Context(model=__import__("copy").deepcopy(model), space=space, cost_model=cost_model, data=data,
+                  criterion_batches=1, work_dir=tmp_path, reporter=recorder)
+    method.select(ctx, method.prepare(method.settings(**FAST["netadapt"]), ctx), 0.6 * ctx.cost({}))
+    assert recorder.events[0][0] == "start" and recorder.events[0][2] == 100 and recorder.events[-1] == ("finish",)
+    steps = [e[1] for e in recorder.events if e[0] == "advance"]
+    assert len(steps) >= 2 and all(s >= 0 for s in steps) and sum(steps) == 100
