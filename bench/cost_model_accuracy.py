@@ -1,7 +1,7 @@
 """Benchmark: held-out accuracy of the cost model predictors on whole networks measured on the local device.
 
 Usage: python bench/cost_model_accuracy.py [--models resnet20,resnet56] [--variants 200] [--points 64]
-       [--threads 1] [--passes 3] [--table latency_tables/local.sqlite]
+       [--threads 1] [--passes 3] [--table PATH (default: the data folder's local.sqlite)]
 Calibrates (resumable: measured points are reused), fits per model with every third non-dense variant held out,
 saves the fitted models to energy_models/, prints a table and writes bench/results/cost_model_accuracy[-tN].json.
 """
@@ -20,6 +20,7 @@ from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.platform import PlatformCostModel
 from edgeprune.costmodel.platform_data import network_features
 from edgeprune.models.layer_space import architecture_hash, build_layer_space
+from edgeprune.paths import tables_dir
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.devices import LocalDevice
 from edgeprune.measure.settings import MeasureSettings
@@ -59,8 +60,9 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--passes", type=int, default=3, help="sweeps over the network variants; the median is used")
-    ap.add_argument("--table", default="latency_tables/local.sqlite")
+    ap.add_argument("--table", default=None, help="default: local.sqlite in the data folder's tables")
     args = ap.parse_args()
+    args.table = args.table or str(tables_dir() / "local.sqlite")
     device = LocalDevice(sensor="auto")
     settings = MeasureSettings(threads=args.threads)
     results = {"device": None, "threads": args.threads, "models": {}}
