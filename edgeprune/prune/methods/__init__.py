@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import typing
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class Context:
         return {"criterion": self.criterion, "criterion_batches": self.criterion_batches}
 
 
-class PruningMethod:
+class PruningMethod(ABC):
     """Select widths for a budget, and re-select at a scaled target for the closed loop; ``settings`` is the
     dataclass the method owns. Subclasses set ``name`` and ``help`` and implement ``select`` and ``reselect``."""
 
@@ -71,13 +72,13 @@ class PruningMethod:
         """The channel criterion this method ranks by, given the one asked for (None: the default)."""
         return asked or "l1"
 
+    @abstractmethod
     def select(self, ctx: Context, settings, budget: float) -> tuple[PruneResult, Any]:
         """(selection whose predicted cost meets ``budget``, its pruned model or None)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reselect(self, ctx: Context, settings, target: float, current: PruneResult, state: Any):
         """(selection at another predicted ``target``, state), or None when the method cannot move that way."""
-        raise NotImplementedError
 
     def floor_layers(self, ctx: Context, settings) -> list[str]:
         """Layers the method may remove outright (beyond narrowing): they lower the reachable cost floor."""
@@ -90,6 +91,20 @@ class PruningMethod:
     def summary(self, result: PruneResult, space) -> dict:
         """What the method adds to ``compress --json``."""
         return {}
+
+
+class RankedBaseline(PruningMethod):
+    """A baseline that ranks channels by the criterion and is bisected to any target, so it re-selects by running
+    again (it can widen as well as shrink). Subclasses set ``prune``: (model, space, cost, target, **kw) → result."""
+
+    prune: ClassVar[Callable[..., PruneResult]]
+
+    def select(self, ctx, settings, budget):
+        return type(self).prune(ctx.model, ctx.space, ctx.cost, budget, round_to=ctx.round_to, data=ctx.data,
+                                **ctx.ranking()), None
+
+    def reselect(self, ctx, settings, target, current, state):
+        return self.select(ctx, settings, target)
 
 
 def register(cls: type[PruningMethod]) -> type[PruningMethod]:

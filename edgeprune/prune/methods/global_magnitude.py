@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 from edgeprune.prune.global_magnitude import prune_global
-from edgeprune.prune.methods import PruningMethod, register
+from edgeprune.prune.methods import RankedBaseline, register
 
 
 @register
-class Global(PruningMethod):
+class Global(RankedBaseline):
     """The global-ranking baseline."""
 
     name = "global"
     help = "network-wide weakest channels first"
-
-    def select(self, ctx, settings, budget):
-        return prune_global(ctx.model, ctx.space, ctx.cost, budget, round_to=ctx.round_to, data=ctx.data,
-                            **ctx.ranking()), None
-
-    def reselect(self, ctx, settings, target, current, state):
-        return self.select(ctx, settings, target)
+    prune = staticmethod(prune_global)
