@@ -103,7 +103,11 @@ def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path
     train_from_scratch(model, python_bundle(train, val, 64, loss_fn, eval_fn), 3, lr=0.05)  # trainer takes the hooks
     edgeprune.calibrate(model, x, points=4, network_variants=8, measure=QUICK)
     cost = edgeprune.fit(model, x)
-    run = dict(train=train, val=val, loss_fn=loss_fn, eval_fn=eval_fn, cost_model=cost, budget="0.6", method="halp",
+    # Halfway between the floor (conv1 at one channel) and dense: feasible whatever this machine measures.
+    dense, floor = cost.predict(), cost.predict({"conv1:out": 1})
+    assert floor < dense, "the fitted cost model must see conv1's width"
+    budget = f"{(floor + dense) / 2 / dense:.4f}"
+    run = dict(train=train, val=val, loss_fn=loss_fn, eval_fn=eval_fn, cost_model=cost, budget=budget, method="halp",
                epochs=1, batch_size=64, out=str(tmp_path / "out"),
                settings=HalpSettings(steps=2, tune_steps=2, criterion_batches=1))
     result = edgeprune.compress(model, **run)
