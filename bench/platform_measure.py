@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def measure_network(device: LocalDevice, spec: NetworkSpec, passes: int) -> dict
     return {"spec": spec.to_dict(), "digest": graph_digest(data), "features": feats,
             "features_version": FEATURES_VERSION,
             "latency_ms": statistics.median(medians), "passes_ms": medians,
+            "passes_min_ms": [r.latency.min for r in runs], "loadavg_1m": os.getloadavg()[0],
             "pass_cv": statistics.pstdev(medians) / statistics.mean(medians),
             "reference_ms": [r.reference_ms for r in runs],
             "runtime_version": runs[0].runtime_version, "fingerprint_id": runs[0].fingerprint_id,
