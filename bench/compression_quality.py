@@ -5,7 +5,8 @@ Usage: python bench/compression_quality.py --medium [--models resnet20] [--budge
 Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
 Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
 re-runs the named methods). Needs ../shared/data; skips cleanly without it.
-Writes bench/results/compression_quality-MODE.json and .png.
+Writes bench/results/compression_quality-MODE.json and .png. An unfinished cell's last epoch checkpoint may be committed
+under bench/results/carry/MODE/CELL/checkpoints/ (the work folder is not kept); a run restores it from there.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,12 +22,13 @@ from pathlib import Path
 from edgeprune.pipeline import CompressConfig, compress
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.registry import open_device
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.train import evaluate, fine_tune, recalibrate_bn
 
-from tp_baseline import measured_ms, prune_to_measured_budget
+from tp_baseline import measured_ms, prune_to_measured_budget, ratio_to_dense
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
@@ -63,6 +66,7 @@ def main() -> None:
     data_src = f"npz:{SHARED / 'cifar10-jpeg'}"
     work = RESULTS / "work" / args.mode
     work.mkdir(parents=True, exist_ok=True)
+    restore_carried(RESULTS / "carry" / args.mode, work)
     # This machine's own calibration and cost model, apart from the shipped ones (another machine's).
     os.environ.setdefault("EDGEPRUNE_TABLES_DIR", str(work / "tables"))
     os.environ.setdefault("EDGEPRUNE_MODELS_DIR", str(work / "models"))
@@ -95,6 +99,17 @@ def main() -> None:
     print(json.dumps(state["targets"], indent=1))
 
 
+def restore_carried(carry: Path, work: Path) -> None:
+    """Copy the training checkpoints that an earlier session committed under ``carry`` (its work folder is not kept
+    across machines) into ``work`` where missing, so an unfinished cell resumes at its last finished epoch."""
+    for src in carry.glob("*/checkpoints/last.pt"):
+        dst = work / src.relative_to(carry)
+        if not dst.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            print(f"restored {dst.relative_to(work)} from {carry}", flush=True)
+
+
 def dense_reference(name: str, weights: Path, data_src: str, limit: int | None) -> dict:
     """The pretrained model's accuracy on the test split and its measured latency (the budgets' base)."""
     net, shape = build_model(name, weights)
@@ -111,19 +126,25 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
     try:
         if method == "dense-ft":
             return base | dense_finetuned(name, weights, data_src, limit, epochs, dense, out) | wall(t0)
-        budget_ms = frac * dense["measured_ms"]
+        # The budget is a fraction of dense as measured now: this machine's speed drifts over hours (and a resumed
+        # run may be on another VM), so a dense time measured at the start would not fit later cells.
+        net, shape = build_model(name, weights)
+        dense_onnx = to_onnx_bytes(net, shape)
+        budget_ms = frac * measured_ms(open_device("local"), net, shape)
         base["budget_ms"] = budget_ms
         if method == "tp":
-            return base | tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out) | wall(t0)
+            return base | tp_cell(name, weights, data_src, limit, epochs, frac, dense, out) | wall(t0)
         cfg = CompressConfig(model=name, weights=str(weights), data=data_src, metric="latency",
                              budget=f"{budget_ms}ms", method=method, epochs=epochs, out=str(out), data_limit=limit,
                              lr=LR)
         s = compress(cfg)
+        over = ratio_to_dense(open_device("local"), (out / "model.onnx").read_bytes(), dense_onnx) / frac
     except Exception as exc:  # one failed cell must not lose the others; it is recorded as failed
         return base | {"error": repr(exc)} | wall(t0)
     return base | {"accuracy": s["compressed"]["accuracy"], "dense_accuracy": s["dense"]["accuracy"],
                    "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
-                   "measured_over_budget": s["measured_cost"] / budget_ms, "macs": s["compressed"]["macs"],
+                   "measured_over_budget": over, "measured_over_budget_at_cell_end": s["measured_cost"] / budget_ms,
+                   "macs": s["compressed"]["macs"],
                    "params": s["compressed"]["params"], "widths": s["compressed"]["widths"],
                    "warnings": s["warnings"], "closed_loop_stopped": s["closed_loop"]["stopped"],
                    "closed_loop": [{k: r[k] for k in ("predicted", "measured", "measured_over_budget")}
@@ -145,7 +166,7 @@ def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) ->
             "phases_s": {"fine_tuning": round(time.perf_counter() - tick, 1)}}
 
 
-def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path) -> dict:
+def tp_cell(name, weights, data_src, limit, epochs, frac, dense, out: Path) -> dict:
     """Torch-Pruning's pruner bisected to the measured budget, then the same fine-tuning as compress."""
     import torch
     import torch_pruning as tp
@@ -158,7 +179,7 @@ def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path)
     if saved.is_file():
         pruned, search = torch.load(saved, weights_only=False).values()
     else:
-        pruned, search = prune_to_measured_budget(net, shape, device, budget_ms)
+        pruned, search = prune_to_measured_budget(net, shape, device, frac)
         recalibrate_bn(pruned, data.train)
         out.mkdir(parents=True, exist_ok=True)
         torch.save({"model": pruned, "search": search}, saved)
@@ -168,9 +189,10 @@ def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path)
               checkpoint_dir=out / "checkpoints")
     phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
     macs, params = tp.utils.count_ops_and_params(pruned, torch.zeros(*shape))
-    ms = measured_ms(device, pruned, shape)
+    over = ratio_to_dense(device, to_onnx_bytes(pruned, shape), to_onnx_bytes(net, shape)) / frac
     return {"accuracy": evaluate(pruned, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
-            "measured_ms": ms, "measured_over_budget": ms / budget_ms, "macs": int(macs), "params": int(params),
+            "measured_ms": measured_ms(device, pruned, shape), "measured_over_budget": over, "macs": int(macs),
+            "params": int(params),
             "tp_search": search, "phases_s": phases}
 
 
@@ -225,8 +247,8 @@ def check_targets(runs: list[dict]) -> dict:
 
 
 def figure(state: dict):
-    """One panel per model: accuracy vs measured latency, dense and dense-ft points, budget lines, one marker per
-    method."""
+    """One panel per model: accuracy vs measured latency as a fraction of dense (drift-free), dense and dense-ft
+    points, budget lines, one marker per method."""
     from matplotlib.figure import Figure
 
     models = sorted(state["dense"])
@@ -234,19 +256,20 @@ def figure(state: dict):
     markers = dict(zip(METHODS.split(","), "*oDs^vPX"))
     for ax, model in zip(fig.subplots(1, len(models), squeeze=False)[0], models):
         dense = state["dense"][model]
-        ax.scatter([dense["measured_ms"]], [100 * dense["accuracy"]], marker="x", color="black", s=80,
-                   label="dense (pretrained)", zorder=3)
+        ax.scatter([1.0], [100 * dense["accuracy"]], marker="x", color="black", s=80, label="dense (pretrained)",
+                   zorder=3)
         runs = [r for r in state["runs"] if r["model"] == model and "error" not in r]
         for frac in sorted({r["budget"] for r in runs if r["budget"] is not None}):
-            ax.axvline(frac * dense["measured_ms"], color="grey", ls="--", lw=1)
-            ax.text(frac * dense["measured_ms"], 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom",
-                    color="grey", fontsize=8, transform=ax.get_xaxis_transform())
+            ax.axvline(frac, color="grey", ls="--", lw=1)
+            ax.text(frac, 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom", color="grey", fontsize=8,
+                    transform=ax.get_xaxis_transform())
         for i, method in enumerate(METHODS.split(",")):  # one colour per method in every panel
-            pts = [(r["measured_ms"], 100 * r["accuracy"]) for r in runs if r["method"] == method]
+            pts = [(r["budget"] * r["measured_over_budget"] if r["budget"] else 1.0, 100 * r["accuracy"])
+                   for r in runs if r["method"] == method]
             if pts:
                 label = "dense-ft (dense, fine-tuned alike)" if method == "dense-ft" else method
                 ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, color=f"C{i}", label=label, zorder=3)
-        ax.set_xlabel("measured latency, local CPU (ms, onnxruntime, 1 thread)")
+        ax.set_xlabel("measured latency ÷ dense measured alongside (local CPU, onnxruntime, 1 thread)")
         ax.set_ylabel("top-1 accuracy on the 10k test split (%)")
         ax.set_title(f"{model}: {state['mode']} mode, {state['epochs']} fine-tuning epochs")
         ax.grid(alpha=0.3)
