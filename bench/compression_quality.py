@@ -5,13 +5,16 @@ Usage: python bench/compression_quality.py --medium [--models resnet20] [--budge
 Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
 Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
 re-runs the named methods). Needs ../shared/data; skips cleanly without it.
-Writes bench/results/compression_quality-MODE.json and .png. An unfinished cell's last epoch checkpoint may be committed
-under bench/results/carry/MODE/CELL/checkpoints/ (the work folder is not kept); a run restores it from there.
+Writes bench/results/compression_quality-MODE.json and .png. Several processes (one per core) may run at once: each
+claims a cell with a lock and adds it to the file under a lock. ``--carry`` copies what unfinished cells need to
+resume to bench/results/carry/MODE (commit it: the work folder is not kept across machines); a run restores it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import fcntl
 import json
 import os
 import shutil
@@ -51,6 +54,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--update", action="store_true", help="re-run the named methods' cells even if finished")
+    ap.add_argument("--carry", action="store_true", help="copy unfinished cells' checkpoints and selections to "
+                    "bench/results/carry/MODE (to commit: the work folder is not kept across machines), then exit")
     args = ap.parse_args()
     args.mode = args.mode or "quick"
     if not (SHARED / "cifar10-jpeg" / "train.npz").is_file():
@@ -60,22 +65,29 @@ def main() -> None:
     epochs = args.epochs if args.epochs is not None else spec["epochs"]
     limit = args.train_limit if args.train_limit is not None else spec["train_limit"]
     path = RESULTS / f"compression_quality-{args.mode}.json"
-    state = json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
-    state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=LR, distill=True,
-                 device="local CPU, onnxruntime, 1 thread (latency measured; energy not used)")
-    data_src = f"npz:{SHARED / 'cifar10-jpeg'}"
     work = RESULTS / "work" / args.mode
+    carry = RESULTS / "carry" / args.mode
+    if args.carry:
+        carry_unfinished(path, work, carry)
+        return
+    data_src = f"npz:{SHARED / 'cifar10-jpeg'}"
     work.mkdir(parents=True, exist_ok=True)
-    restore_carried(RESULTS / "carry" / args.mode, work)
+    restore_carried(carry, work)
     # This machine's own calibration and cost model, apart from the shipped ones (another machine's).
     os.environ.setdefault("EDGEPRUNE_TABLES_DIR", str(work / "tables"))
     os.environ.setdefault("EDGEPRUNE_MODELS_DIR", str(work / "models"))
     methods = args.methods.split(",")
     for name in (args.models or spec["models"]).split(","):
         weights = SHARED / "pretrained" / "cifar-resnet" / WEIGHTS[name]
-        dense = state["dense"].get(name) or dense_reference(name, weights, data_src, limit)
-        state["dense"][name] = dense  # budgets stay fixed across resumed runs
-        save(path, state)
+
+        def set_dense(state):
+            state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=LR, distill=True,
+                         device="local CPU, onnxruntime, 1 thread (latency measured; energy not used)")
+            state["dense"].setdefault(name, None)
+        dense = update_state(path, set_dense)["dense"][name]
+        if dense is None:  # measured once; the per-cell budgets are measured beside each cell
+            dense = dense_reference(name, weights, data_src, limit)
+            update_state(path, lambda state: state["dense"].update({name: dense}))
         print(f"{name}: dense accuracy {dense['accuracy']:.2%}, measured {dense['measured_ms']:.4f} ms (local CPU, "
               f"onnxruntime, 1 thread)", flush=True)
         cells = [(float(b), m) for b in args.budgets.split(",") for m in methods if m != "dense-ft"]
@@ -83,26 +95,84 @@ def main() -> None:
             cells.insert(min(2, len(cells)), (None, "dense-ft"))
         for frac, method in cells:
             key = (name, frac, method)
-            done = [r for r in state["runs"] if (r["model"], r["budget"], r["method"]) == key]
-            if done and not args.update:
-                continue
-            print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
-            run = run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work)
-            state["runs"] = [r for r in state["runs"] if (r["model"], r["budget"], r["method"]) != key] + [run]
-            state["targets"] = check_targets(state["runs"])
-            save(path, state)
-            plot(state, path.with_suffix(".png"))
-            print("  " + describe(run), flush=True)
-    state["targets"] = check_targets(state["runs"])
-    save(path, state)
+            with claim(work / f"{name}-{frac}-{method}.lock") as mine:
+                if not mine:
+                    print(f"  {method} @ {frac if frac else 'dense'}: another process is running it, skipped",
+                          flush=True)
+                    continue
+                finished = any(cell_key(r) == key for r in update_state(path, lambda state: None)["runs"])
+                if finished and not args.update:
+                    continue
+                print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
+                run = run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work)
+
+                def add_run(state):
+                    state["runs"] = [r for r in state["runs"] if cell_key(r) != key] + [run]
+                    state["targets"] = check_targets(state["runs"])
+                state = update_state(path, add_run)
+                plot(state, path.with_suffix(".png"))
+                print("  " + describe(run), flush=True)
+    state = update_state(path, lambda state: state.update(targets=check_targets(state["runs"])))
     plot(state, path.with_suffix(".png"))
     print(json.dumps(state["targets"], indent=1))
 
 
+def cell_key(run: dict) -> tuple:
+    return run["model"], run["budget"], run["method"]
+
+
+@contextlib.contextmanager
+def claim(lock: Path):
+    """Yield True while this process holds ``lock`` (a cell being run), False when another process holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def update_state(path: Path, change) -> dict:
+    """Read the results file, apply ``change`` (in place), write it back atomically, under a lock: several
+    benchmark processes (one per core) may add cells to the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
+        change(state)
+        save(path, state)
+    return state
+
+
+CARRIED = ("checkpoints/last.pt", "selection/*", "bench_budget.json", "tp_selection.pt")
+
+
+def carry_unfinished(path: Path, work: Path, carry: Path) -> None:
+    """Copy what unfinished cells need to resume (epoch checkpoint, saved selection, budget) from the work folder,
+    which is not kept across machines, to ``carry`` (committed); drop the carried files of finished cells."""
+    finished = {f"{m}-{b}-{meth}" for m, b, meth in map(cell_key, json.loads(path.read_text())["runs"])
+                } if path.is_file() else set()
+    for cell in sorted(d for d in work.glob("*-*-*") if d.is_dir()):
+        target = carry / cell.name
+        if cell.name in finished:
+            shutil.rmtree(target, ignore_errors=True)
+            continue
+        for pattern in CARRIED:
+            for src in cell.glob(pattern):
+                dst = target / src.relative_to(cell)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+                print(f"carried {dst}")
+    for stale in (d for d in carry.glob("*") if d.name in finished):
+        shutil.rmtree(stale)
+
+
 def restore_carried(carry: Path, work: Path) -> None:
-    """Copy the training checkpoints that an earlier session committed under ``carry`` (its work folder is not kept
-    across machines) into ``work`` where missing, so an unfinished cell resumes at its last finished epoch."""
-    for src in carry.glob("*/checkpoints/last.pt"):
+    """Copy the files an earlier session carried (``--carry``) into ``work`` where missing, so an unfinished cell
+    resumes at its saved selection and last finished epoch."""
+    for src in (f for f in carry.rglob("*") if f.is_file()):
         dst = work / src.relative_to(carry)
         if not dst.is_file():
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +200,7 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
         # run may be on another VM), so a dense time measured at the start would not fit later cells.
         net, shape = build_model(name, weights)
         dense_onnx = to_onnx_bytes(net, shape)
-        budget_ms = frac * measured_ms(open_device("local"), net, shape)
+        budget_ms = cell_budget_ms(out, frac, net, shape)
         base["budget_ms"] = budget_ms
         if method == "tp":
             return base | tp_cell(name, weights, data_src, limit, epochs, frac, dense, out) | wall(t0)
@@ -151,6 +221,18 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
                                    for r in s["closed_loop"]["rounds"]],
                    "accuracy_before_fine_tune": s["schedule"]["history"][0].get("accuracy_before_fine_tune"),
                    "phases_s": s["timings_s"], "estimates_s": s["estimates_s"]} | wall(t0)
+
+
+def cell_budget_ms(out: Path, frac: float, net, shape) -> float:
+    """``frac`` × dense measured now, kept in the cell's folder so a resumed cell keeps its budget (and with it its
+    saved selection and checkpoints)."""
+    saved = out / "bench_budget.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())["budget_ms"]
+    dense_ms = measured_ms(open_device("local"), net, shape)
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"budget_ms": frac * dense_ms, "dense_ms": dense_ms, "fraction": frac}))
+    return frac * dense_ms
 
 
 def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) -> dict:
