@@ -158,13 +158,15 @@ class FarmDevice:
 
     def _publish_once(self, task_id: str, kwargs: dict, model_bytes: bytes, key: str, claim: str) -> dict | None:
         """Publish the job unless someone already did; returns the result meta when it is already there."""
+        kwargs["blob"] = sha = self._blobs.blob_sha(model_bytes)
         while True:
-            pipe = self._client.pipeline(transaction=False)
-            kwargs["blob"] = self._blobs.stage_blob(pipe, model_bytes, self._blob_ttl)
+            pipe = self._blobs.renew_blob(self._client.pipeline(transaction=False), sha, self._blob_ttl)
             pipe.set(claim, "sending", nx=True, ex=SENDING_TTL_S).get(claim).get(key)
-            *_, claimed, state, raw = self._call(pipe.execute)
+            renewed, claimed, state, raw = self._call(pipe.execute)
             if raw is not None:
                 return json.loads(raw)
+            if claimed and not renewed:  # the model's first job here (or its blob expired): send the bytes once
+                self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
             if claimed:
                 self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
                            queue=self._queue)
