@@ -133,14 +133,15 @@ def overhead(farm: FarmDevice, agent: AgentDevice, jobs: int, settings: MeasureS
             sent, t0 = time.time(), time.perf_counter()
             res = dev.measure(data, "onnxruntime", settings)
             rtt, received = time.perf_counter() - t0, time.time()
-            rows[name].append((rtt - res.result["wall_s"]) * 1000)
+            wall = res.result["wall_s"]
+            rows[name].append((rtt - wall) * 1000)
             if name == "farm":
-                job = res["farm"]
-                rows["farm_in_worker"].append((job["job_s"] - res["wall_s"]) * 1000)
+                job = res.result["farm"]
+                rows["farm_in_worker"].append((job["job_s"] - wall) * 1000)
                 rows["broker_path"].append((rtt - job["job_s"]) * 1000)
                 rows["pickup"].append((job["picked_up_at"] - sent) * 1000)  # publish + delivery + dispatch
                 rows["return"].append((received - job["done_at"]) * 1000)  # result store + publish + host wake
-                rows["wall"].append(res["wall_s"] * 1000)
+                rows["wall"].append(wall * 1000)
     med = {k: round(statistics.median(v), 2) for k, v in rows.items()}
     p90 = {k: round(statistics.quantiles(v, n=10)[-1], 2) for k, v in rows.items()}
     low = {k: round(min(v), 2) for k, v in rows.items()}  # the least-disturbed job: closest to an idle machine

@@ -190,11 +190,12 @@ class FarmDevice:
         the farm has been idle for LOST_AFTER checks in a row without producing it: the job is gone."""
         idle = 0
         while idle < LOST_AFTER:
-            message = self._call(pubsub.get_message, timeout=1.0)
-            if message is not None and message["channel"].decode() == key:
-                return json.loads(message["data"])
-            if message is not None:
-                continue
+            check_at = time.monotonic() + 1.0
+            while (left := check_at - time.monotonic()) > 0:
+                # None also comes at once for a (un)subscribe confirmation: wait on, don't check the farm per job
+                message = self._call(pubsub.get_message, timeout=left)
+                if message is not None and message["channel"].decode() == key:
+                    return json.loads(message["data"])
             raw = self._call(self._client.get, key)
             if raw is not None:
                 return json.loads(raw)
