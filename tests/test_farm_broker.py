@@ -66,7 +66,7 @@ def test_a_model_crosses_the_broker_once_however_many_jobs_use_it(broker, tmp_pa
         first = traffic(1)
         assert min(first) > len(model)  # the host stored the model, the worker fetched it
         again = [traffic(seed) for seed in (2, 3)]  # new jobs (other settings) of the same model
-        assert all(max(t) < len(model) / 4 for t in again), (len(model), first, again)  # neither sent it again
+        assert all(max(t) < len(model) / 2 for t in again), (len(model), first, again)  # neither sent it again
         client.delete(blob_key(hashlib.sha256(model).hexdigest()))  # expired: the host stores it again
         assert traffic(4)[0] > len(model)
     finally:

@@ -2,9 +2,12 @@
 import json
 from pathlib import Path
 
+import edgeprune
 from conftest import FAST, run_cli
 from farm_testlib import attempts, beats, start_worker, stop, table_results, wait_for
 from farm_testlib import broker  # noqa: F401  (the pytest fixture)
+from edgeprune.models import build_model
+from edgeprune.models.layer_space import build_layer_space
 from edgeprune.prune.artifact import load_compressed
 
 
@@ -17,12 +20,16 @@ def test_compress_through_the_farm_calibrates_fits_and_measures_on_its_worker(br
         table = tmp_path / "lab.sqlite"
         run_cli("calibrate", "--device", "lab", "--model", "demo_cnn", "--points", "3", "--network-variants", "4",
                 *FAST, "--table", table)
-        run_cli("fit", "--device", "lab", "--model", "demo_cnn", "--table", table)
+        cost = edgeprune.fit("demo_cnn", device="lab", table=table)  # saved where compress looks for it
+        # Halfway between the floor (every group at one channel) and dense: feasible whatever this machine measures.
+        space = build_layer_space(*build_model("demo_cnn"))
+        floor, dense = cost.predict({g.name: g.divisor for g in space.prunable_groups}), cost.predict()
         calibrated = len(attempts(client))
         out = tmp_path / "out"
         proc = run_cli("compress", "--device", "lab", "--model", "demo_cnn", "--data", "digits", "--data-limit",
-                       "400", "--budget", "0.7", "--method", "uniform", "--epochs", "1", "--correction-rounds", "0",
-                       "--out", out, "--json", timeout=300)
+                       "400", "--budget", f"{(floor + dense) / 2 / dense:.4f}", "--method", "uniform", "--epochs",
+                       "1", "--correction-rounds", "0", "--out", out, "--json", timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         stop(procs)
     s = json.loads(proc.stdout)
