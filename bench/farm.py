@@ -305,8 +305,9 @@ def main() -> None:
             procs.close()
     result = {"model": args.model, "settings": settings.as_kwargs(), "load_avg_1m": os.getloadavg()[0],
               "cpus": os.cpu_count(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
-              "command": " ".join(["python", *sys.argv]), "overhead": over, "throughput": tput, "kill_and_late_join": kill,
-              "two_hosts": hosts,
+              "cpu_affinity_note": "redis-server, the workers, the HTTP agents and this host all run on these CPUs",
+              "command": " ".join(["python", *sys.argv]), "overhead": over, "throughput": tput,
+              "kill_and_late_join": kill, "two_hosts": hosts,
               "targets": {"jobs_lost": 0, "stored_twice": 0, "farm_vs_http_ge": 0.9,
                           "overhead_share_of_50ms_lt": 0.05, "two_hosts_measured_twice": 0},
               "met": {"jobs_lost": kill["jobs_lost"] == 0, "stored_twice": kill["stored_twice"] == 0,
