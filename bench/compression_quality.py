@@ -5,14 +5,19 @@ Usage: python bench/compression_quality.py --medium [--models resnet20] [--budge
 Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
 Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
 re-runs the named methods). Needs ../shared/data; skips cleanly without it.
-Writes bench/results/compression_quality-MODE.json and .png.
+Writes bench/results/compression_quality-MODE.json and .png. Several processes (one per core) may run at once: each
+claims a cell with a lock and adds it to the file under a lock. ``--carry`` copies what unfinished cells need to
+resume to bench/results/carry/MODE (commit it: the work folder is not kept across machines); a run restores it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import fcntl
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,12 +25,13 @@ from pathlib import Path
 from edgeprune.pipeline import CompressConfig, compress
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
+from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.registry import open_device
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.train import evaluate, fine_tune, recalibrate_bn
 
-from tp_baseline import measured_ms, prune_to_measured_budget
+from tp_baseline import measured_ms, prune_to_measured_budget, ratio_to_dense
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
@@ -48,6 +54,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--update", action="store_true", help="re-run the named methods' cells even if finished")
+    ap.add_argument("--carry", action="store_true", help="copy unfinished cells' checkpoints and selections to "
+                    "bench/results/carry/MODE (to commit: the work folder is not kept across machines), then exit")
     args = ap.parse_args()
     args.mode = args.mode or "quick"
     if not (SHARED / "cifar10-jpeg" / "train.npz").is_file():
@@ -57,21 +65,29 @@ def main() -> None:
     epochs = args.epochs if args.epochs is not None else spec["epochs"]
     limit = args.train_limit if args.train_limit is not None else spec["train_limit"]
     path = RESULTS / f"compression_quality-{args.mode}.json"
-    state = json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
-    state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=LR, distill=True,
-                 device="local CPU, onnxruntime, 1 thread (latency measured; energy not used)")
-    data_src = f"npz:{SHARED / 'cifar10-jpeg'}"
     work = RESULTS / "work" / args.mode
+    carry = RESULTS / "carry" / args.mode
+    if args.carry:
+        carry_unfinished(path, work, carry)
+        return
+    data_src = f"npz:{SHARED / 'cifar10-jpeg'}"
     work.mkdir(parents=True, exist_ok=True)
+    restore_carried(carry, work)
     # This machine's own calibration and cost model, apart from the shipped ones (another machine's).
     os.environ.setdefault("EDGEPRUNE_TABLES_DIR", str(work / "tables"))
     os.environ.setdefault("EDGEPRUNE_MODELS_DIR", str(work / "models"))
     methods = args.methods.split(",")
     for name in (args.models or spec["models"]).split(","):
         weights = SHARED / "pretrained" / "cifar-resnet" / WEIGHTS[name]
-        dense = state["dense"].get(name) or dense_reference(name, weights, data_src, limit)
-        state["dense"][name] = dense  # budgets stay fixed across resumed runs
-        save(path, state)
+
+        def set_dense(state):
+            state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=LR, distill=True,
+                         device="local CPU, onnxruntime, 1 thread (latency measured; energy not used)")
+            state["dense"].setdefault(name, None)
+        dense = update_state(path, set_dense)["dense"][name]
+        if dense is None:  # measured once; the per-cell budgets are measured beside each cell
+            dense = dense_reference(name, weights, data_src, limit)
+            update_state(path, lambda state: state["dense"].update({name: dense}))
         print(f"{name}: dense accuracy {dense['accuracy']:.2%}, measured {dense['measured_ms']:.4f} ms (local CPU, "
               f"onnxruntime, 1 thread)", flush=True)
         cells = [(float(b), m) for b in args.budgets.split(",") for m in methods if m != "dense-ft"]
@@ -79,20 +95,89 @@ def main() -> None:
             cells.insert(min(2, len(cells)), (None, "dense-ft"))
         for frac, method in cells:
             key = (name, frac, method)
-            done = [r for r in state["runs"] if (r["model"], r["budget"], r["method"]) == key]
-            if done and not args.update:
-                continue
-            print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
-            run = run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work)
-            state["runs"] = [r for r in state["runs"] if (r["model"], r["budget"], r["method"]) != key] + [run]
-            state["targets"] = check_targets(state["runs"])
-            save(path, state)
-            plot(state, path.with_suffix(".png"))
-            print("  " + describe(run), flush=True)
-    state["targets"] = check_targets(state["runs"])
-    save(path, state)
+            with claim(work / f"{name}-{frac}-{method}.lock") as mine:
+                if not mine:
+                    print(f"  {method} @ {frac if frac else 'dense'}: another process is running it, skipped",
+                          flush=True)
+                    continue
+                finished = any(cell_key(r) == key for r in update_state(path, lambda state: None)["runs"])
+                if finished and not args.update:
+                    continue
+                print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
+                run = run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work)
+
+                def add_run(state):
+                    state["runs"] = [r for r in state["runs"] if cell_key(r) != key] + [run]
+                    state["targets"] = check_targets(state["runs"])
+                state = update_state(path, add_run)
+                plot(state, path.with_suffix(".png"))
+                print("  " + describe(run), flush=True)
+    state = update_state(path, lambda state: state.update(targets=check_targets(state["runs"])))
     plot(state, path.with_suffix(".png"))
     print(json.dumps(state["targets"], indent=1))
+
+
+def cell_key(run: dict) -> tuple:
+    return run["model"], run["budget"], run["method"]
+
+
+@contextlib.contextmanager
+def claim(lock: Path):
+    """Yield True while this process holds ``lock`` (a cell being run), False when another process holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def update_state(path: Path, change) -> dict:
+    """Read the results file, apply ``change`` (in place), write it back atomically, under a lock: several
+    benchmark processes (one per core) may add cells to the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
+        change(state)
+        save(path, state)
+    return state
+
+
+CARRIED = ("checkpoints/last.pt", "selection/*", "bench_budget.json", "tp_selection.pt")
+
+
+def carry_unfinished(path: Path, work: Path, carry: Path) -> None:
+    """Copy what unfinished cells need to resume (epoch checkpoint, saved selection, budget) from the work folder,
+    which is not kept across machines, to ``carry`` (committed); drop the carried files of finished cells."""
+    finished = {f"{m}-{b}-{meth}" for m, b, meth in map(cell_key, json.loads(path.read_text())["runs"])
+                } if path.is_file() else set()
+    for cell in sorted(d for d in work.glob("*-*-*") if d.is_dir()):
+        target = carry / cell.name
+        if cell.name in finished:
+            shutil.rmtree(target, ignore_errors=True)
+            continue
+        for pattern in CARRIED:
+            for src in cell.glob(pattern):
+                dst = target / src.relative_to(cell)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+                print(f"carried {dst}")
+    for stale in (d for d in carry.glob("*") if d.name in finished):
+        shutil.rmtree(stale)
+
+
+def restore_carried(carry: Path, work: Path) -> None:
+    """Copy the files an earlier session carried (``--carry``) into ``work`` where missing, so an unfinished cell
+    resumes at its saved selection and last finished epoch."""
+    for src in (f for f in carry.rglob("*") if f.is_file()):
+        dst = work / src.relative_to(carry)
+        if not dst.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            print(f"restored {dst.relative_to(work)} from {carry}", flush=True)
 
 
 def dense_reference(name: str, weights: Path, data_src: str, limit: int | None) -> dict:
@@ -111,25 +196,43 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
     try:
         if method == "dense-ft":
             return base | dense_finetuned(name, weights, data_src, limit, epochs, dense, out) | wall(t0)
-        budget_ms = frac * dense["measured_ms"]
+        # The budget is a fraction of dense as measured now: this machine's speed drifts over hours (and a resumed
+        # run may be on another VM), so a dense time measured at the start would not fit later cells.
+        net, shape = build_model(name, weights)
+        dense_onnx = to_onnx_bytes(net, shape)
+        budget_ms = cell_budget_ms(out, frac, net, shape)
         base["budget_ms"] = budget_ms
         if method == "tp":
-            return base | tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out) | wall(t0)
+            return base | tp_cell(name, weights, data_src, limit, epochs, frac, dense, out) | wall(t0)
         cfg = CompressConfig(model=name, weights=str(weights), data=data_src, metric="latency",
                              budget=f"{budget_ms}ms", method=method, epochs=epochs, out=str(out), data_limit=limit,
                              lr=LR)
         s = compress(cfg)
+        over = ratio_to_dense(open_device("local"), (out / "model.onnx").read_bytes(), dense_onnx) / frac
     except Exception as exc:  # one failed cell must not lose the others; it is recorded as failed
         return base | {"error": repr(exc)} | wall(t0)
     return base | {"accuracy": s["compressed"]["accuracy"], "dense_accuracy": s["dense"]["accuracy"],
                    "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
-                   "measured_over_budget": s["measured_cost"] / budget_ms, "macs": s["compressed"]["macs"],
+                   "measured_over_budget": over, "measured_over_budget_at_cell_end": s["measured_cost"] / budget_ms,
+                   "macs": s["compressed"]["macs"],
                    "params": s["compressed"]["params"], "widths": s["compressed"]["widths"],
                    "warnings": s["warnings"], "closed_loop_stopped": s["closed_loop"]["stopped"],
                    "closed_loop": [{k: r[k] for k in ("predicted", "measured", "measured_over_budget")}
                                    for r in s["closed_loop"]["rounds"]],
                    "accuracy_before_fine_tune": s["schedule"]["history"][0].get("accuracy_before_fine_tune"),
                    "phases_s": s["timings_s"], "estimates_s": s["estimates_s"]} | wall(t0)
+
+
+def cell_budget_ms(out: Path, frac: float, net, shape) -> float:
+    """``frac`` × dense measured now, kept in the cell's folder so a resumed cell keeps its budget (and with it its
+    saved selection and checkpoints)."""
+    saved = out / "bench_budget.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())["budget_ms"]
+    dense_ms = measured_ms(open_device("local"), net, shape)
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"budget_ms": frac * dense_ms, "dense_ms": dense_ms, "fraction": frac}))
+    return frac * dense_ms
 
 
 def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) -> dict:
@@ -145,7 +248,7 @@ def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) ->
             "phases_s": {"fine_tuning": round(time.perf_counter() - tick, 1)}}
 
 
-def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path) -> dict:
+def tp_cell(name, weights, data_src, limit, epochs, frac, dense, out: Path) -> dict:
     """Torch-Pruning's pruner bisected to the measured budget, then the same fine-tuning as compress."""
     import torch
     import torch_pruning as tp
@@ -158,7 +261,7 @@ def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path)
     if saved.is_file():
         pruned, search = torch.load(saved, weights_only=False).values()
     else:
-        pruned, search = prune_to_measured_budget(net, shape, device, budget_ms)
+        pruned, search = prune_to_measured_budget(net, shape, device, frac)
         recalibrate_bn(pruned, data.train)
         out.mkdir(parents=True, exist_ok=True)
         torch.save({"model": pruned, "search": search}, saved)
@@ -168,9 +271,10 @@ def tp_cell(name, weights, data_src, limit, epochs, budget_ms, dense, out: Path)
               checkpoint_dir=out / "checkpoints")
     phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
     macs, params = tp.utils.count_ops_and_params(pruned, torch.zeros(*shape))
-    ms = measured_ms(device, pruned, shape)
+    over = ratio_to_dense(device, to_onnx_bytes(pruned, shape), to_onnx_bytes(net, shape)) / frac
     return {"accuracy": evaluate(pruned, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
-            "measured_ms": ms, "measured_over_budget": ms / budget_ms, "macs": int(macs), "params": int(params),
+            "measured_ms": measured_ms(device, pruned, shape), "measured_over_budget": over, "macs": int(macs),
+            "params": int(params),
             "tp_search": search, "phases_s": phases}
 
 
@@ -225,8 +329,8 @@ def check_targets(runs: list[dict]) -> dict:
 
 
 def figure(state: dict):
-    """One panel per model: accuracy vs measured latency, dense and dense-ft points, budget lines, one marker per
-    method."""
+    """One panel per model: accuracy vs measured latency as a fraction of dense (drift-free), dense and dense-ft
+    points, budget lines, one marker per method."""
     from matplotlib.figure import Figure
 
     models = sorted(state["dense"])
@@ -234,19 +338,20 @@ def figure(state: dict):
     markers = dict(zip(METHODS.split(","), "*oDs^vPX"))
     for ax, model in zip(fig.subplots(1, len(models), squeeze=False)[0], models):
         dense = state["dense"][model]
-        ax.scatter([dense["measured_ms"]], [100 * dense["accuracy"]], marker="x", color="black", s=80,
-                   label="dense (pretrained)", zorder=3)
+        ax.scatter([1.0], [100 * dense["accuracy"]], marker="x", color="black", s=80, label="dense (pretrained)",
+                   zorder=3)
         runs = [r for r in state["runs"] if r["model"] == model and "error" not in r]
         for frac in sorted({r["budget"] for r in runs if r["budget"] is not None}):
-            ax.axvline(frac * dense["measured_ms"], color="grey", ls="--", lw=1)
-            ax.text(frac * dense["measured_ms"], 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom",
-                    color="grey", fontsize=8, transform=ax.get_xaxis_transform())
+            ax.axvline(frac, color="grey", ls="--", lw=1)
+            ax.text(frac, 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom", color="grey", fontsize=8,
+                    transform=ax.get_xaxis_transform())
         for i, method in enumerate(METHODS.split(",")):  # one colour per method in every panel
-            pts = [(r["measured_ms"], 100 * r["accuracy"]) for r in runs if r["method"] == method]
+            pts = [(r["budget"] * r["measured_over_budget"] if r["budget"] else 1.0, 100 * r["accuracy"])
+                   for r in runs if r["method"] == method]
             if pts:
                 label = "dense-ft (dense, fine-tuned alike)" if method == "dense-ft" else method
                 ax.scatter(*zip(*pts), marker=markers.get(method, "o"), s=60, color=f"C{i}", label=label, zorder=3)
-        ax.set_xlabel("measured latency, local CPU (ms, onnxruntime, 1 thread)")
+        ax.set_xlabel("measured latency ÷ dense measured alongside (local CPU, onnxruntime, 1 thread)")
         ax.set_ylabel("top-1 accuracy on the 10k test split (%)")
         ax.set_title(f"{model}: {state['mode']} mode, {state['epochs']} fine-tuning epochs")
         ax.grid(alpha=0.3)

@@ -1,5 +1,7 @@
 """CLI conventions: results on stdout, logs and progress on stderr, exit codes, --json errors, early checks."""
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +23,18 @@ def cli(*args):
 def test_version():
     r = cli("--version")
     assert r.exit_code == 0 and r.stdout.strip() == f"edgeprune {edgeprune.__version__}"
+
+
+def test_light_commands_answer_without_importing_torch():
+    """Command modules load only when their command runs: --version and device list stay fast."""
+    code = ("import sys; from edgeprune.cli.main import app\n"
+            "for args in (['--version'], ['device', 'list', '--json']):\n"
+            "    try: app(args)\n"
+            "    except SystemExit as e: assert e.code == 0, (args, e.code)\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_layers_piped_writes_the_whole_table_to_stdout():

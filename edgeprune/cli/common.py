@@ -6,8 +6,6 @@ from pathlib import Path
 import typer
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.models import build_model
-from edgeprune.models.layer_space import LayerSpace, build_layer_space
 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
 ModelOpt = typer.Option("demo_cnn", "--model", "-m", help="Zoo name (resnet20, mobilenetv2, demo_cnn, ...) "
@@ -70,8 +68,11 @@ def check_runs(net, shape: tuple[int, ...], model: str) -> None:
 
 def load_model_and_space(model: str, weights: Path | None, input_shape: str | None):
     """Build the model (with weights) and its layer space."""
+    from edgeprune.models import build_model
+    from edgeprune.models.layer_space import build_layer_space
+
     net, shape = build_model(model, weights, input_shape=parse_shape(input_shape))
     if input_shape is not None:
         check_runs(net, shape, model)
-    space: LayerSpace = build_layer_space(net, shape)
+    space = build_layer_space(net, shape)
     return net, shape, space

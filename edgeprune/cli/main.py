@@ -1,6 +1,7 @@
 """The ``edgeprune`` command."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -9,18 +10,32 @@ import typer
 from typer.core import TyperGroup
 
 import edgeprune
-from edgeprune.cli import agent_cmd, device_cmd
-from edgeprune.cli.calibrate_cmd import calibrate_command
-from edgeprune.cli.compress_cmd import compress_command, demo_command
-from edgeprune.cli.deepcompress_cmd import deep_compress_command
-from edgeprune.cli.export_cmd import export_command
-from edgeprune.cli.fit_cmd import fit_command, predict_command
-from edgeprune.cli.import_cmd import import_command
-from edgeprune.cli.layers_cmd import layers_command
-from edgeprune.cli.models_cmd import models_command
 from edgeprune.cli.output import run_guarded
-from edgeprune.cli.report_cmd import report_command
-from edgeprune.cli.verify_cmd import verify_command
+
+# Each command's module is imported only when that command runs (most pull in torch, seconds to import), so
+# `edgeprune --version`, `device list` or a usage error answer at once. name → (module, function or sub-app).
+COMMANDS = {
+    "calibrate": ("calibrate_cmd", "calibrate_command"), "layers": ("layers_cmd", "layers_command"),
+    "fit": ("fit_cmd", "fit_command"), "predict": ("fit_cmd", "predict_command"),
+    "models": ("models_cmd", "models_command"), "import": ("import_cmd", "import_command"),
+    "compress": ("compress_cmd", "compress_command"), "demo": ("compress_cmd", "demo_command"),
+    "deep-compress": ("deepcompress_cmd", "deep_compress_command"), "export": ("export_cmd", "export_command"),
+    "verify": ("verify_cmd", "verify_command"), "report": ("report_cmd", "report_command"),
+    "device": ("device_cmd", "app"), "agent": ("agent_cmd", "app"),
+}
+
+
+def load_command(name: str):
+    """The click command (or group) for ``name``, importing its module now."""
+    module, attr = COMMANDS[name]
+    target = getattr(importlib.import_module(f"edgeprune.cli.{module}"), attr)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer()
+    single.command(name)(target)
+    return typer.main.get_command(single)
 
 
 class EdgepruneGroup(TyperGroup):
@@ -34,6 +49,12 @@ class EdgepruneGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        return load_command(name) if name in COMMANDS else super().get_command(ctx, name)
 
 
 def _version(value: bool) -> None:
@@ -57,20 +78,6 @@ def _global(home: Path = typer.Option(None, "--home", envvar="EDGEPRUNE_HOME", s
         os.environ["EDGEPRUNE_HOME"] = str(home.expanduser().resolve())
 
 
-app.command("calibrate")(calibrate_command)
-app.command("layers")(layers_command)
-app.command("fit")(fit_command)
-app.command("predict")(predict_command)
-app.command("models")(models_command)
-app.command("import")(import_command)
-app.command("compress")(compress_command)
-app.command("demo")(demo_command)
-app.command("deep-compress")(deep_compress_command)
-app.command("export")(export_command)
-app.command("verify")(verify_command)
-app.command("report")(report_command)
-app.add_typer(device_cmd.app, name="device")
-app.add_typer(agent_cmd.app, name="agent")
 
 if __name__ == "__main__":
     app()

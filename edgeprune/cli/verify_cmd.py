@@ -22,6 +22,7 @@ def verify_command(artifact: Path = typer.Argument(..., help="An .onnx or .tflit
     import edgeprune
 
     o = Output(as_json)
+    o.log(f"measuring {artifact} on {device} (a few seconds; longer on a remote device's queue)")
     r = edgeprune.verify(artifact, device, budget=budget, metric=metric, tolerance=tolerance, cost_model=cost_model)
     o.emit(r)
     print_report(o, r)

@@ -37,13 +37,15 @@ def theoretical_speedup(model: nn.Module, input_shape: tuple[int, ...]) -> dict:
     return {"dense_macs": dense, "nonzero_macs": int(round(sparse)), "speedup": dense / max(sparse, 1.0)}
 
 
-def measured_latency_ms(model: nn.Module, input_shape: tuple[int, ...], min_duration_s: float = 0.2) -> float:
-    """Median onnxruntime latency of the model exported as dense ONNX."""
+def measured_latency_ms(model: nn.Module, input_shape: tuple[int, ...], min_duration_s: float = 0.2,
+                        device: str = "local") -> float:
+    """Median onnxruntime latency on ``device`` of the model exported as dense ONNX."""
     from edgeprune.formats import to_onnx_bytes
-    from edgeprune_agent import measure_model
+    from edgeprune.measure.registry import open_device
+    from edgeprune.measure.settings import MeasureSettings
 
-    return float(measure_model(to_onnx_bytes(model, input_shape), min_duration_s=min_duration_s)
-                 ["latency_ms"]["median"])
+    settings = MeasureSettings(min_duration_s=min_duration_s, max_duration_s=max(60.0, min_duration_s))
+    return open_device(device).measure(to_onnx_bytes(model, input_shape), "onnxruntime", settings).latency.median
 
 
 def speed_report(dense: nn.Module, pruned: nn.Module, input_shape: tuple[int, ...],
