@@ -3,7 +3,8 @@
 Usage: python bench/farm.py [--model demo_cnn] [--points 12] [--throughput-points 40] [--overhead-jobs 40]
                            [--min-duration 0.05]
 Prints a summary and writes bench/results/farm.json. Needs redis-server (apt-get install -y redis-server) and
-edgeprune-agent[farm]. Everything runs on this machine: a real redis-server, real worker and agent processes.
+edgeprune-agent[farm]. Everything runs on this machine: a real redis-server, real worker and agent processes, all
+inheriting this process's CPU affinity (recorded in the JSON; e.g. `taskset -c 1` puts every process on one core).
 """
 from __future__ import annotations
 
@@ -122,28 +123,37 @@ def farm_device(url: str, client, name: str = "lab") -> FarmDevice:
 
 
 def overhead(farm: FarmDevice, agent: AgentDevice, jobs: int, settings: MeasureSettings) -> dict:
-    """Round trip minus the worker's own measurement time, farm and HTTP agent interleaved (same load)."""
+    """Round trip minus the worker's own measurement time, farm and HTTP agent interleaved (same load); the farm's
+    split into its broker path (round trip minus the worker's whole job) and the job process both agents share."""
     data = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
-    rows = {"farm": [], "http": [], "farm_in_worker": [], "wall": []}
+    rows = {"farm": [], "http": [], "farm_in_worker": [], "broker_path": [], "pickup": [], "return": [], "wall": []}
     for i in range(jobs):
         order = [("farm", farm), ("http", agent)] if i % 2 else [("http", agent), ("farm", farm)]
         for name, dev in order:
-            t0 = time.perf_counter()
+            sent, t0 = time.time(), time.perf_counter()
             res = dev.measure(data, "onnxruntime", settings)
-            rtt = time.perf_counter() - t0
-            rows[name].append((rtt - res.result["wall_s"]) * 1000)
+            rtt, received = time.perf_counter() - t0, time.time()
+            wall = res.result["wall_s"]
+            rows[name].append((rtt - wall) * 1000)
             if name == "farm":
-                rows["farm_in_worker"].append((res["farm"]["job_s"] - res["wall_s"]) * 1000)
-                rows["wall"].append(res["wall_s"] * 1000)
+                job = res.result["farm"]
+                rows["farm_in_worker"].append((job["job_s"] - wall) * 1000)
+                rows["broker_path"].append((rtt - job["job_s"]) * 1000)
+                rows["pickup"].append((job["picked_up_at"] - sent) * 1000)  # publish + delivery + dispatch
+                rows["return"].append((received - job["done_at"]) * 1000)  # result store + publish + host wake
+                rows["wall"].append(wall * 1000)
     med = {k: round(statistics.median(v), 2) for k, v in rows.items()}
     p90 = {k: round(statistics.quantiles(v, n=10)[-1], 2) for k, v in rows.items()}
     low = {k: round(min(v), 2) for k, v in rows.items()}  # the least-disturbed job: closest to an idle machine
     return {"jobs": jobs, "measurement_ms_median": med["wall"], "farm_overhead_ms_median": med["farm"],
             "farm_overhead_ms_p90": p90["farm"], "farm_overhead_ms_min": low["farm"],
             "farm_overhead_in_worker_ms_median": med["farm_in_worker"],
+            "farm_broker_path_ms_median": med["broker_path"], "farm_broker_path_ms_min": low["broker_path"],
+            "farm_pickup_ms_median": med["pickup"], "farm_return_ms_median": med["return"],
             "http_overhead_ms_median": med["http"], "http_overhead_ms_p90": p90["http"],
             "http_overhead_ms_min": low["http"],
             "farm_overhead_share_of_50ms": round(med["farm"] / 50.0, 4),
+            "farm_broker_path_share_of_50ms": round(med["broker_path"] / 50.0, 4),
             "http_overhead_share_of_50ms": round(med["http"] / 50.0, 4)}
 
 
@@ -275,6 +285,7 @@ def main() -> None:
             wait_until(lambda: _pings(client), "redis-server")
             token = tmp / "token"
             token.write_text("bench-" + os.urandom(8).hex())
+            token.chmod(0o600)  # the agent refuses a token file others can read
             agents = [AgentDevice(f"a{i}", procs.agent(f"a{i}", token), token.read_text()) for i in (1, 2, 3)]
             for name in ("w1", "w2", "w3"):
                 procs.worker(url, name)
@@ -293,8 +304,10 @@ def main() -> None:
         finally:
             procs.close()
     result = {"model": args.model, "settings": settings.as_kwargs(), "load_avg_1m": os.getloadavg()[0],
-              "cpus": os.cpu_count(), "overhead": over, "throughput": tput, "kill_and_late_join": kill,
-              "two_hosts": hosts,
+              "cpus": os.cpu_count(), "cpu_affinity": sorted(os.sched_getaffinity(0)),
+              "cpu_affinity_note": "redis-server, the workers, the HTTP agents and this host all run on these CPUs",
+              "command": " ".join(["python", *sys.argv]), "overhead": over, "throughput": tput,
+              "kill_and_late_join": kill, "two_hosts": hosts,
               "targets": {"jobs_lost": 0, "stored_twice": 0, "farm_vs_http_ge": 0.9,
                           "overhead_share_of_50ms_lt": 0.05, "two_hosts_measured_twice": 0},
               "met": {"jobs_lost": kill["jobs_lost"] == 0, "stored_twice": kill["stored_twice"] == 0,

@@ -14,7 +14,7 @@ from farm_testlib import broker  # noqa: F401  (the pytest fixture)
 from edgeprune.measure.devices import MeasurementRejected
 from edgeprune.measure.registry import DeviceConfigError, add_farm_device, open_device
 from edgeprune.measure.settings import MeasureSettings
-from edgeprune_agent.blobs import BlobMissing, blob_key, get_blob, put_blob
+from edgeprune_agent.blobs import BlobCache, BlobMissing, blob_key, get_blob, put_blob
 from edgeprune_agent.farm import TASK_NAME, FarmError, broker_url, make_celery, queue_name, result_key
 
 
@@ -33,6 +33,44 @@ def test_blobs_are_stored_once_under_their_sha256_with_a_ttl(broker):
         get_blob(client, sha)
     with pytest.raises(ValueError):
         get_blob(client, "../etc/passwd")
+
+
+def test_blob_cache_keeps_the_most_recently_used_blobs_within_its_size():
+    cache = BlobCache(max_bytes=10)
+    cache.put("a", b"12345")
+    cache.put("b", b"6789")
+    assert cache.get("a") == b"12345"  # a is now the most recent
+    cache.put("c", b"xyz")  # 12 bytes > 10: b, the least recently used, goes
+    assert cache.get("b") is None and cache.get("a") == b"12345" and cache.get("c") == b"xyz" and cache.size == 8
+    cache.put("big", b"x" * 11)
+    assert cache.get("big") is None and cache.size == 8
+
+
+def test_a_model_crosses_the_broker_once_however_many_jobs_use_it(broker, tmp_path):
+    url, client = broker
+    procs = {"w1": start_worker(url, "w1", tmp_path)}
+    try:
+        wait_for(lambda: beats(client).get("w1"), "w1 to beat", procs, tmp_path)
+        add_farm_device("lab", url, beats(client)["w1"]["hardware_class"])
+        device = open_device("lab")
+        device.report = None
+        model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
+
+        def traffic(seed: int) -> tuple[int, int]:
+            """Bytes into and out of redis-server while the host runs one job of the model."""
+            before = client.info("stats")
+            device.measure(model, "onnxruntime", MeasureSettings(warmup=seed, min_repeats=1, min_duration_s=0.01))
+            after = client.info("stats")
+            return tuple(after[k] - before[k] for k in ("total_net_input_bytes", "total_net_output_bytes"))
+
+        first = traffic(1)
+        assert min(first) > len(model)  # the host stored the model, the worker fetched it
+        again = [traffic(seed) for seed in (2, 3)]  # new jobs (other settings) of the same model
+        assert all(max(t) < len(model) / 2 for t in again), (len(model), first, again)  # neither sent it again
+        client.delete(blob_key(hashlib.sha256(model).hexdigest()))  # expired: the host stores it again
+        assert traffic(4)[0] > len(model)
+    finally:
+        stop(procs)
 
 
 def test_worker_refuses_pickled_messages_and_bad_models(broker, tmp_path):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from .blobs import blob_key, check_blob
+from .blobs import BlobCache, blob_key, check_blob
 from .errors import AgentError
 from .farm import (DEFAULT_VISIBILITY_S, PREFIX, RESULT_TTL_S, TASK_NAME, FarmError, broker_url, hardware_class,
                    heartbeat, info_key, make_celery, queue_name, redacted, redis_client, worker_key)
@@ -50,6 +50,7 @@ class WorkerContext:
     jobs_done: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_change: Optional[Callable[[], None]] = None  # wakes the heartbeat, so hosts see running jobs at once
+    blobs: BlobCache = field(default_factory=BlobCache)  # model blobs already fetched, by SHA-256
 
     @contextmanager
     def running(self, task_id: str, delivery_tag: Optional[str]) -> Iterator[None]:
@@ -93,22 +94,29 @@ def job_params(runtime: str, settings: Dict[str, Any], profile: bool) -> Dict[st
 def measure_job(ctx: WorkerContext, task_id: str, delivery_tag: Optional[str], blob: str, runtime: str,
                 settings: Dict[str, Any], profile: bool = False) -> Dict[str, Any]:
     """Run one farm job; refusals (bad model, settings, missing blob) come back as an 'error' result."""
-    started = time.perf_counter()
+    started, picked_up_at = time.perf_counter(), time.time()
     with ctx.running(task_id, delivery_tag):
         attempts_key = f"{PREFIX}attempts:{task_id}"
         try:
-            pipe = ctx.client.pipeline(transaction=False).incr(attempts_key).expire(attempts_key, RESULT_TTL_S)
-            attempt, _, data = pipe.get(blob_key(blob)).execute()
+            key = blob_key(blob)
         except ValueError as exc:  # not a SHA-256: nothing was fetched
             return {"error": {"type": "ValueError", "detail": str(exc)}, "farm": {"worker": ctx.name}}
+        data = ctx.blobs.get(blob)
+        pipe = ctx.client.pipeline(transaction=False).incr(attempts_key).expire(attempts_key, RESULT_TTL_S)
+        attempt, _, *fetched = (pipe if data is not None else pipe.get(key)).execute()
         farm = {"worker": ctx.name, "hardware_class": ctx.class_id, "attempt": attempt}
         try:
+            if data is None:
+                data = check_blob(blob, fetched[0])
+                ctx.blobs.put(blob, data)
             if runtime != ctx.runtime:
                 raise ValueError(f"this worker serves {ctx.runtime}, not {runtime!r}")
-            result = run_measurement(check_blob(blob, data), job_params(runtime, settings, profile), ctx)
+            result = run_measurement(data, job_params(runtime, settings, profile), ctx)
         except (AgentError, ValueError) as exc:
             return {"error": {"type": type(exc).__name__, "detail": str(exc)}, "farm": farm}
-        result["farm"] = {**farm, "job_s": time.perf_counter() - started}  # job_s - wall_s: the worker's overhead
+        # job_s - wall_s: the worker's own overhead; the wall-clock stamps let a host on the same clock time the hops
+        result["farm"] = {**farm, "job_s": time.perf_counter() - started, "picked_up_at": picked_up_at,
+                          "done_at": time.time()}
         return result
 
 

@@ -158,13 +158,15 @@ class FarmDevice:
 
     def _publish_once(self, task_id: str, kwargs: dict, model_bytes: bytes, key: str, claim: str) -> dict | None:
         """Publish the job unless someone already did; returns the result meta when it is already there."""
+        kwargs["blob"] = sha = self._blobs.blob_sha(model_bytes)
         while True:
-            pipe = self._client.pipeline(transaction=False)
-            kwargs["blob"] = self._blobs.stage_blob(pipe, model_bytes, self._blob_ttl)
+            pipe = self._blobs.renew_blob(self._client.pipeline(transaction=False), sha, self._blob_ttl)
             pipe.set(claim, "sending", nx=True, ex=SENDING_TTL_S).get(claim).get(key)
-            *_, claimed, state, raw = self._call(pipe.execute)
+            renewed, claimed, state, raw = self._call(pipe.execute)
             if raw is not None:
                 return json.loads(raw)
+            if claimed and not renewed:  # the model's first job here (or its blob expired): send the bytes once
+                self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
             if claimed:
                 self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
                            queue=self._queue)
@@ -188,11 +190,12 @@ class FarmDevice:
         the farm has been idle for LOST_AFTER checks in a row without producing it: the job is gone."""
         idle = 0
         while idle < LOST_AFTER:
-            message = self._call(pubsub.get_message, timeout=1.0)
-            if message is not None and message["channel"].decode() == key:
-                return json.loads(message["data"])
-            if message is not None:
-                continue
+            check_at = time.monotonic() + 1.0
+            while (left := check_at - time.monotonic()) > 0:
+                # None also comes at once for a (un)subscribe confirmation: wait on, don't check the farm per job
+                message = self._call(pubsub.get_message, timeout=left)
+                if message is not None and message["channel"].decode() == key:
+                    return json.loads(message["data"])
             raw = self._call(self._client.get, key)
             if raw is not None:
                 return json.loads(raw)
