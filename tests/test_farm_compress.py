@@ -21,13 +21,14 @@ def test_compress_through_the_farm_calibrates_fits_and_measures_on_its_worker(br
         run_cli("calibrate", "--device", "lab", "--model", "demo_cnn", "--points", "3", "--network-variants", "4",
                 *FAST, "--table", table)
         cost = edgeprune.fit("demo_cnn", device="lab", table=table)  # saved where compress looks for it
-        # Halfway between the floor (every group at one channel) and dense: feasible whatever this machine measures.
+        # Halfway between the floor (every group at one channel) and dense: feasible whatever this machine measures
+        # (on so tiny a network fixed overhead dominates; a 4-variant fit may even price the floor above dense).
         space = build_layer_space(*build_model("demo_cnn"))
         floor, dense = cost.predict({g.name: g.divisor for g in space.prunable_groups}), cost.predict()
         calibrated = len(attempts(client))
         out = tmp_path / "out"
         proc = run_cli("compress", "--device", "lab", "--model", "demo_cnn", "--data", "digits", "--data-limit",
-                       "400", "--budget", f"{(floor + dense) / 2 / dense:.4f}", "--method", "uniform", "--epochs",
+                       "400", "--budget", f"{min(1.0, (floor + dense) / 2 / dense):.4f}", "--method", "uniform", "--epochs",
                        "1", "--correction-rounds", "0", "--out", out, "--json", timeout=300, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:

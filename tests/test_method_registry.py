@@ -63,9 +63,9 @@ def test_method_honours_round_to_when_selecting_and_reselecting(setup, name, tmp
 
 
 def test_cli_compress_options_come_from_every_methods_settings():
-    from edgeprune.cli.main import app
+    from edgeprune.cli.main import load_command
 
-    command = typer.main.get_command(app).commands["compress"]
+    command = load_command("compress")
     flags = {flag for param in command.params for flag in param.opts}
     declared = {f.metadata["option"]: (name, f.name) for name, m in methods().items()
                 for f in dataclasses.fields(m.settings) if "option" in f.metadata}

@@ -82,3 +82,11 @@ def test_check_reachable_uses_the_minimum_widths():
     assert floor8 == pytest.approx(cost({"conv1:out": 8, "conv2:out": 8, "conv3:out": 8}))
     with pytest.raises(InfeasibleBudget, match=f"floor of {floor8:.4g}"):
         check_reachable(cost, space, floor8 * 0.9, round_to=8)
+
+
+def test_a_budget_at_dense_is_feasible_even_when_the_floor_is_priced_above_dense():
+    """A tiny, overhead-dominated network's fit can price the floor above dense; dense still meets 1.0 × dense."""
+    resolved = resolve_budget("1.0", "latency", dense_cost=1.0, floor_cost=1.02)
+    assert resolved.nothing_to_prune and resolved.value == 1.0
+    with pytest.raises(InfeasibleBudget):
+        resolve_budget("0.99", "latency", dense_cost=1.0, floor_cost=1.02)

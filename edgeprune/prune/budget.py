@@ -100,7 +100,7 @@ def resolve_budget(budget: Budget | str, metric: str, dense_cost: float, floor_c
     budget = check_budget(budget, metric)
     unit, table = UNITS[metric]
     value = budget.value * dense_cost if budget.relative else budget.value * table[budget.unit.lower()]
-    if value < floor_cost:
+    if value < min(floor_cost, dense_cost):  # the dense model always meets a budget at or above its own cost
         raise InfeasibleBudget(_infeasible(f"budget {budget} = {value:.4g} {unit}", floor_cost, dense_cost, unit))
     return ResolvedBudget(value, unit, float(dense_cost), float(floor_cost), value >= dense_cost)
 
