@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from platform_remeasure import corrected_cv, key, pooled
+from platform_remeasure import corrected_cv, key, pooled, read_jsonl
 
 from edgeprune.formats import to_onnx_bytes
 from edgeprune.measure.graph_features import FEATURES_VERSION, cached_spec_features, onnx_features, store_spec_features
@@ -37,12 +37,7 @@ def load(path: Path) -> tuple[list[dict], list[dict]]:
     """(networks, noise probes) from a measurement JSONL; a torn last line is skipped. Latency is drift-corrected
     like the latency tables' (each pass's ratio to the interleaved reference × the reference's median time); the
     passes of a network measured in several rounds are pooled, and ``pass_cv`` is their drift-corrected spread."""
-    recs = []
-    for line in path.read_text().splitlines():
-        try:
-            recs.append(json.loads(line))
-        except ValueError:
-            continue
+    recs = read_jsonl(path)
     ref = statistics.median(v for r in recs for v in r["reference_ms"])
     probes = [r for r in recs if r["spec"]["family"] == "probe"]
     nets = list(pooled([r for r in recs if r["spec"]["family"] != "probe"]).values())
@@ -252,15 +247,15 @@ def _print(out: dict) -> None:
         row(f"  {f}", r)
     if out["left_out"]:
         row(f"left out: {out['left_out']['family']}", out["left_out"])
-    for key, name in (("seen_heldout_quiet", "held-out seen, quiet only"), ("left_out_quiet", "left out, quiet only")):
-        if out[key]:
-            row(f"{name}", out[key])
+    for part, name in (("seen_heldout_quiet", "held-out seen, quiet only"), ("left_out_quiet", "left out, quiet only")):
+        if out[part]:
+            row(f"{name}", out[part])
     extra = out.get("with_op_microbenchmarks")
     if extra:
         print(f"same 200 networks + {extra['ops']} op micro-benchmarks (residual {extra['fit']['residual']}):")
-        for key in ("seen_heldout", "left_out", "seen_heldout_quiet", "left_out_quiet"):
-            if extra[key]:
-                row(f"  {key}", extra[key])
+        for part in ("seen_heldout", "left_out", "seen_heldout_quiet", "left_out_quiet"):
+            if extra[part]:
+                row(f"  {part}", extra[part])
     for k in ("platform model", "FLOPs-linear", "per-edge one-hot"):
         row(f"cell space: {k}", out["cell_space"][k])
     print(f"predict from a cached graph: median {out['predict_cached']['median_ms']:.2f} ms")

@@ -26,15 +26,20 @@ from edgeprune.measure.platform_plan import NetworkSpec
 REMEASURED = OUT.with_name("platform_remeasured.jsonl")
 
 
-def originals(path: Path) -> list[dict]:
-    """The records of a measurement JSONL but the probes, a torn last line skipped."""
+def read_jsonl(path: Path) -> list[dict]:
+    """Every record of a measurement JSONL, a torn last line skipped."""
     recs = []
     for line in path.read_text().splitlines():
         try:
             recs.append(json.loads(line))
         except ValueError:
             continue
-    return [r for r in recs if r["spec"]["family"] != "probe"]
+    return recs
+
+
+def originals(path: Path) -> list[dict]:
+    """The records of a measurement JSONL but the probes."""
+    return [r for r in read_jsonl(path) if r["spec"]["family"] != "probe"]
 
 
 def key(rec: dict) -> str:
