@@ -193,14 +193,13 @@ def _reselect(method, ctx: Context, settings):
     return reselect
 
 
-def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, target: float, shape,
+def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, shape,
                         timings: dict):
-    """The method's selection at the predicted-cost ``target``, corrected on the device by the closed loop against
-    the measured ``budget``; returns (the selected model with channels removed and BatchNorm re-estimated, the
-    loop's outcome)."""
+    """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
+    removed and BatchNorm re-estimated, the loop's outcome)."""
     work, space, data, reporter = ctx.model, ctx.space, ctx.data, ctx.reporter
     with timed(timings, "selection"):
-        result, tuned = method.select(ctx, cfg.settings, target)
+        result, tuned = method.select(ctx, cfg.settings, budget.value)
     source, removed = {}, {}
 
     ref_ms, raw = meta.get("reference_ms"), []
@@ -286,28 +285,18 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))
     dense_cost = float(cost_model.predict([{}])[0])
     removable = method.floor_layers(ctx, cfg.settings)
-    floor_cost = float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0])
-    ref_ms = meta.get("reference_ms")
-    with timed(timings, "dense_measurement"):
-        # The budget is in measured terms ("0.5" = half the dense model as measured now, drift-corrected); the
-        # cost model's predictions are scaled to it, so a model that mis-prices this network as a whole (a
-        # platform model, an old calibration) still selects near the budget before the closed loop measures.
-        dense_now = _measure(device, to_onnx_bytes(net, shape), cfg)
-    dense_measured = dense_now.comparable(cfg.metric, ref_ms)
-    scale = dense_measured / dense_cost
-    budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_measured, floor_cost * scale)
-    target = budget.value / scale
+    budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
+                            float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
     with timed(timings, "dense_evaluation"):
         dense_acc = score(net, data.val, data.eval_fn)["accuracy"]
-    say(f"dense: accuracy {dense_acc:.2%}, measured {dense_measured:.4g} {budget.unit} "
-        f"({dense_now.source(cfg.metric, cfg.device)}), predicted {dense_cost:.4g}; budget {cfg.budget} → "
-        f"{budget.value:.4g} {budget.unit} measured, {target:.4g} predicted")
+    say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
+        f"{budget.value:.4g} {budget.unit}")
     distill = cfg.distill if cfg.distill is not None else cfg.weights is not None and data.loss_fn is None
     if distill and data.loss_fn is not None:
         raise ValueError("distillation matches class logits and cannot be combined with a loss_fn; use distill=False")
     teacher = copy.deepcopy(net).eval() if distill else None
     pruning = (method.phase, method.pruning_steps(cfg.settings, len(data.train))) if method.phase else None
-    estimates = estimate_phases(cfg.epochs, pruning, net, data, teacher, budget.value / dense_measured)
+    estimates = estimate_phases(cfg.epochs, pruning, net, data, teacher, budget.value / dense_cost)
     say_estimates(say, estimates)
     out = Path(cfg.out)
     digest = config_digest(cfg, identity)
@@ -317,7 +306,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         timings.update({k: v for k, v in saved.items() if k in ("selection", "closed_loop")})
         say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
     else:
-        selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, target, shape, timings)
+        selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
@@ -335,12 +324,13 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         dense_onnx = out / "dense.onnx"
         export_onnx(net, shape, dense_onnx)
         reporter.finish()
+    ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
         reporter.start("final measurement (compressed + dense)", 2)
         final = _measure(device, onnx_path.read_bytes(), cfg)
         reporter.advance()
-        measured, dense_view = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
-                                                                cfg, ref_ms)
+        measured, dense_measured = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
+                                                                    cfg, ref_ms)
         reporter.finish()
     over = measured["value"] / budget.value
     corrected = measured["drift_corrected"]
@@ -359,10 +349,8 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
         "criterion": criterion, "schedule": {"name": cfg.schedule, "steps": len(steps), "history": steps},
         "budget": cfg.budget, "budget_abs": budget.value, "device": cfg.device,
-        "budget_base": f"dense model measured before pruning ({dense_now.source(cfg.metric, cfg.device)})",
-        "target_predicted": target, "prediction_scale": scale,
         "dense": {**_summary(net, space, {}, dense_acc), "predicted_cost": dense_cost,
-                  "measured_cost_before": dense_measured, "measured_cost": dense_view["value"]},
+                  "measured_cost": dense_measured["value"]},
         "compressed": {**_summary(pruned, space, result.widths, comp_acc, block_layers(space, result.blocks_removed)),
                        "widths": result.widths},
         "accuracy_change": comp_acc - dense_acc, "accuracy_split": f"validation split of {data.name}",
@@ -374,7 +362,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         "closed_loop": {"rounds": loop.rounds, "within_budget": loop.within_budget,
                         "measured_before_fine_tune": loop.measured, "stopped": loop.stopped},
         "prediction_error": final.prediction_error(result.predicted_cost, cfg.metric, ref_ms),
-        "measurements": {"compressed": measured, "dense": dense_view},
+        "measurements": {"compressed": measured, "dense": dense_measured},
         "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
                      "batch_size": cfg.batch_size,
                      "pruning_epochs": prune_epochs if method.phase else None},

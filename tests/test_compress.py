@@ -41,7 +41,7 @@ def test_compress_meets_predicted_budget_and_reports_provenance(workspace, metho
         assert key in s
     assert s["budget"] == "0.6" and s["metric"] == "latency"
     loop = s["closed_loop"]
-    assert loop["rounds"][0]["predicted"] <= s["target_predicted"] + 1e-12  # the method met its predicted target
+    assert loop["rounds"][0]["predicted"] <= s["budget_abs"] + 1e-12  # the method met the predicted budget
     assert loop["rounds"][-1]["measured"] > 0
     # the loop decides on latency drift-corrected by the interleaved reference; the raw figure is kept beside it
     assert all(r["measured_raw"] > 0 and r["measured"] != r["measured_raw"] for r in loop["rounds"])
@@ -50,10 +50,7 @@ def test_compress_meets_predicted_budget_and_reports_provenance(workspace, metho
     if loop["within_budget"]:  # the structure that goes to fine-tuning measured within budget
         assert loop["measured_before_fine_tune"] <= s["budget_abs"]
         assert s["compressed"]["widths"] in [r["widths"] for r in loop["rounds"]]
-    # "0.6" is of dense as measured before pruning; the predictions are scaled to that frame
-    assert s["budget_abs"] == pytest.approx(0.6 * s["dense"]["measured_cost_before"])
-    assert s["target_predicted"] == pytest.approx(s["budget_abs"] / s["prediction_scale"])
-    assert s["prediction_scale"] == pytest.approx(s["dense"]["measured_cost_before"] / s["dense"]["predicted_cost"])
+    assert s["budget_abs"] == pytest.approx(0.6 * s["dense"]["predicted_cost"])
     assert s["compressed"]["macs"] < s["dense"]["macs"] and s["compressed"]["params"] < s["dense"]["params"]
     assert s["compressed"]["accuracy"] > 0.5 and s["measured_cost"] > 0
     assert "measured" in s["cost_source"] and s["parity"]["passed"]

@@ -50,19 +50,6 @@ def test_relative_budget_needs_a_cost_model(artifact):
         verify("local", artifact[0], "0.5", "latency", settings=FAST)
 
 
-def test_relative_budget_is_of_the_dense_model_measured_beside_the_artifact(artifact, tmp_path):
-    """compress leaves dense.onnx beside model.onnx: a fraction is then of dense as measured, no cost model needed."""
-    path = tmp_path / "model.onnx"
-    path.write_bytes(artifact[0].read_bytes())
-    (tmp_path / "dense.onnx").write_bytes(artifact[0].read_bytes())  # "compressed" = dense: 1.0 × dense
-    r = verify("local", path, "0.5", "latency", settings=FAST, profile=False)
-    assert "dense.onnx measured now" in r["budget_base"]
-    assert 0.3 * r["measured"] < r["budget"] < 0.8 * r["measured"]  # half of the same model, measured just before
-    assert r["within_budget"] is False
-    absolute = verify("local", path, "10s", "latency", settings=FAST, profile=False)
-    assert absolute["within_budget"] is True and absolute["budget_base"] is None
-
-
 def test_a_cost_model_of_another_device_or_architecture_is_refused(artifact, tmp_path):
     path, cm, prov = artifact
     other_device = cm.save(tmp_path / "other.json", {**prov, "device": {"name": "pi", "fingerprint_id": "0" * 16}})

@@ -111,17 +111,9 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
             raise VerifyError(str(exc)) from exc
     predicted, dense, layer_pred = predictions(found.model, info)
     int8 = is_int8(data, runtime)
-    settings = settings or MeasureSettings(threads=threads)
-    base, base_label = dense, "the cost model's dense prediction"
-    dense_file = path.with_name("dense.onnx")  # compress writes the dense model beside its artifact
-    if budget is not None and parse_budget(budget).relative and runtime == "onnxruntime" and dense_file.is_file():
-        # As in compress, a fraction is of the dense model measured, here on the same device just before.
-        base = measured_value(device.measure(dense_file.read_bytes(), runtime, settings), metric, device_name,
-                              runtime)[0]
-        base_label = f"{dense_file} measured now"
-    limit = budget_value(budget, metric, base)
+    limit = budget_value(budget, metric, dense)
     wants_profile = profile and runtime == "onnxruntime"
-    m = device.measure(data, runtime, settings, profile=wants_profile)
+    m = device.measure(data, runtime, settings or MeasureSettings(threads=threads), profile=wants_profile)
     measured, provenance = measured_value(m, metric, device_name, runtime)
     reference_ms = found.meta.get("reference_ms")
     return {"artifact": str(path), "device": device_name, "metric": metric, "unit": UNITS[metric][0],
@@ -129,7 +121,6 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
             "predicted": predicted, "dense_predicted": dense, "cost_model": found.path,
             "prediction_error": m.prediction_error(predicted, metric, reference_ms),
             "budget": limit, "budget_given": budget, "tolerance": tolerance,
-            "budget_base": base_label if limit is not None and parse_budget(budget).relative else None,
             "within_budget": None if limit is None else measured <= limit * (1 + tolerance),
             "provenance": provenance, "layers": _layers(m.result.get("profile"), layer_pred),
             "int8": int8, "cost_model_runtime": found.runtime,
