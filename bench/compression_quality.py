@@ -95,12 +95,12 @@ def main() -> None:
             cells.insert(min(2, len(cells)), (None, "dense-ft"))
         for frac, method in cells:
             key = (name, frac, method)
-            with claim(work / f"{name}-{frac}-{method}.lock") as mine:
+            with claim(work / f"{cell_name(key)}.lock") as mine:
                 if not mine:
                     print(f"  {method} @ {frac if frac else 'dense'}: another process is running it, skipped",
                           flush=True)
                     continue
-                finished = any(cell_key(r) == key for r in update_state(path, lambda state: None)["runs"])
+                finished = any(cell_key(r) == key for r in read_state(path)["runs"])
                 if finished and not args.update:
                     continue
                 print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
@@ -119,6 +119,16 @@ def main() -> None:
 
 def cell_key(run: dict) -> tuple:
     return run["model"], run["budget"], run["method"]
+
+
+def cell_name(key: tuple) -> str:
+    """A cell's folder (and lock) name in the work folder: model-budget-method."""
+    return "-".join(map(str, key))
+
+
+def read_state(path: Path) -> dict:
+    """The results file as it is now (written atomically, so readable without the lock)."""
+    return json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
 
 
 @contextlib.contextmanager
@@ -140,7 +150,7 @@ def update_state(path: Path, change) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = json.loads(path.read_text()) if path.is_file() else {"runs": [], "dense": {}}
+        state = read_state(path)
         change(state)
         save(path, state)
     return state
@@ -152,8 +162,7 @@ CARRIED = ("checkpoints/last.pt", "selection/*", "bench_budget.json", "tp_select
 def carry_unfinished(path: Path, work: Path, carry: Path) -> None:
     """Copy what unfinished cells need to resume (epoch checkpoint, saved selection, budget) from the work folder,
     which is not kept across machines, to ``carry`` (committed); drop the carried files of finished cells."""
-    finished = {f"{m}-{b}-{meth}" for m, b, meth in map(cell_key, json.loads(path.read_text())["runs"])
-                } if path.is_file() else set()
+    finished = {cell_name(cell_key(r)) for r in read_state(path)["runs"]}
     for cell in sorted(d for d in work.glob("*-*-*") if d.is_dir()):
         target = carry / cell.name
         if cell.name in finished:
@@ -190,7 +199,7 @@ def dense_reference(name: str, weights: Path, data_src: str, limit: int | None) 
 
 def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: Path) -> dict:
     """One cell: a compress run, the Torch-Pruning baseline, or the dense model fine-tuned alike (frac None)."""
-    out = work / f"{name}-{frac}-{method}"  # compress and fine_tune resume from what is there when it fits
+    out = work / cell_name((name, frac, method))  # compress and fine_tune resume from what is there when it fits
     t0 = time.perf_counter()
     base = {"model": name, "budget": frac, "method": method, "epochs": epochs}
     try:

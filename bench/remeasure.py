@@ -22,6 +22,8 @@ from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.models import build_model
 
+from compression_quality import cell_key, cell_name
+
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}
@@ -29,7 +31,7 @@ WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th
 
 def cell_onnx(work: Path, run: dict) -> bytes | None:
     """The cell's compressed model as ONNX bytes (latency depends on its structure only), or None."""
-    out = work / f"{run['model']}-{run['budget']}-{run['method']}"
+    out = work / cell_name(cell_key(run))
     if (out / "model.onnx").is_file():
         return (out / "model.onnx").read_bytes()
     if (out / "tp_selection.pt").is_file():

@@ -213,11 +213,10 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
         source["label"] = measured.source(cfg.metric, cfg.device)
         # Decide on the latency at the calibration's machine speed (the reference ratio), the frame the budget and the
         # predictions are in: a busy moment then neither widens nor shrinks the model.
-        corrected = measured.drift_corrected(cfg.metric, ref_ms)
         raw.append(measured.value(cfg.metric))
-        if corrected is not None:
-            source["label"] += f"; drift-corrected, raw {measured.value(cfg.metric):.4g}"
-        return corrected if corrected is not None else measured.value(cfg.metric)
+        if measured.drift_corrected(cfg.metric, ref_ms) is not None:
+            source["label"] += f"; drift-corrected, raw {raw[-1]:.4g}"
+        return measured.comparable(cfg.metric, ref_ms)
 
     with timed(timings, "closed_loop"):
         reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
@@ -228,6 +227,17 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
     for record, value in zip(loop.rounds, raw):
         record["measured_raw"] = value
     return removed[id(loop.result)], loop
+
+
+def _over_budget_reason(over_corrected: float | None, loop, budget: float) -> str:
+    """Why a final measurement came out over budget: the device's speed, noise, or a loop that could not fit it."""
+    if over_corrected is not None and over_corrected <= 1:
+        return (f"drift-corrected to the calibration's machine speed it is {over_corrected:.2f} × budget: the device "
+                "is slower now than when it was calibrated (load, heat)")
+    if loop.within_budget:
+        return (f"the same structure measured {loop.measured / budget:.2f} × budget before fine-tuning, so the "
+                "difference is this device's measurement noise")
+    return f"the closed loop could not bring it under: {loop.stopped}"
 
 
 def _check(cfg: CompressConfig):
@@ -338,13 +348,8 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(
         over_corrected if over_corrected is not None else over, loop.stopped, cfg.metric)
     if over > 1:
-        why = (f"drift-corrected to the calibration's machine speed it is {over_corrected:.2f} × budget: the device "
-               "is slower now than when it was calibrated (load, heat)" if over_corrected is not None
-               and over_corrected <= 1 else
-               f"the same structure measured {loop.measured / budget.value:.2f} × budget before fine-tuning, so "
-               "the difference is this device's measurement noise" if loop.within_budget
-               else f"the closed loop could not bring it under: {loop.stopped}")
-        warnings.append(f"measured {cfg.metric} is {over:.2f} × budget: OVER budget ({why})")
+        warnings.append(f"measured {cfg.metric} is {over:.2f} × budget: OVER budget "
+                        f"({_over_budget_reason(over_corrected, loop, budget.value)})")
     summary = {
         "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
         "criterion": criterion, "schedule": {"name": cfg.schedule, "steps": len(steps), "history": steps},

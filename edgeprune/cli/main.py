@@ -78,6 +78,5 @@ def _global(home: Path = typer.Option(None, "--home", envvar="EDGEPRUNE_HOME", s
         os.environ["EDGEPRUNE_HOME"] = str(home.expanduser().resolve())
 
 
-
 if __name__ == "__main__":
     app()

@@ -44,7 +44,7 @@ def measured_latency_ms(model: nn.Module, input_shape: tuple[int, ...], min_dura
     from edgeprune.measure.registry import open_device
     from edgeprune.measure.settings import MeasureSettings
 
-    settings = MeasureSettings(min_duration_s=min_duration_s, max_duration_s=max(60.0, min_duration_s))
+    settings = MeasureSettings(min_duration_s=min_duration_s)
     return open_device(device).measure(to_onnx_bytes(model, input_shape), "onnxruntime", settings).latency.median
 
 
