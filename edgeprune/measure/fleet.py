@@ -10,6 +10,8 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.measure.devices import DeviceUnavailable, MeasurementRejected
 from edgeprune.measure.settings import MeasureSettings
 
+WIND_DOWN_S = 10.0  # how long the workers get to finish (and free their runtime sessions) once the work is done
+
 
 class FleetMismatch(EdgepruneError):
     """The devices of a fleet are not the same hardware class or runtime version."""
@@ -120,3 +122,7 @@ def run_jobs(devices: list, jobs: Iterable[Job], runtime: str, settings: Measure
     finally:
         for _ in threads:
             todo.put(None)
+        # a worker still freeing an in-process runtime session when the interpreter exits aborts the process
+        # ("terminate called without an active exception"): let them end first
+        for thread in threads:
+            thread.join(WIND_DOWN_S / len(threads))
