@@ -9,25 +9,31 @@ from conftest import run_cli
 from edgeprune.prune.artifact import load_compressed
 
 
+QUICK = ("--warmup", "1", "--min-repeats", "3", "--min-duration", "0.02")
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """Shared dirs and a trained dense checkpoint; the first compress calibrates and fits, later ones reuse it."""
+    """Shared dirs, a trained dense checkpoint and a quick cost model, which every compress finds and reuses."""
     from edgeprune.data import load_data
     from edgeprune.models import build_model
     from edgeprune.train import train_from_scratch
 
     tmp = tmp_path_factory.mktemp("compress")
     env = {f"EDGEPRUNE_{k}_DIR": str(tmp / k.lower()) for k in ("CACHE", "CONFIG", "TABLES", "MODELS")}
-    net, _ = build_model("demo_cnn")
+    spec = "demo_cnn"
+    net, _ = build_model(spec)
     train_from_scratch(net, load_data("digits"), 4)
     torch.save(net.state_dict(), tmp / "dense.pt")
-    return tmp, env
+    run_cli("calibrate", "--model", spec, "--points", "8", "--network-variants", "6", *QUICK, env=env)
+    run_cli("fit", "--model", spec, env=env)
+    return tmp, env, spec
 
 
 def _compress(workspace, method, *extra):
-    tmp, env = workspace
+    tmp, env, spec = workspace
     out = tmp / method
-    proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--data", "digits",
+    proc = run_cli("compress", "--model", spec, "--weights", tmp / "dense.pt", "--data", "digits",
                    "--metric", "latency", "--budget", "0.6", "--method", method, "--epochs", "1", "--out", out,
                    *extra, "--json", env=env, timeout=600)
     return json.loads(proc.stdout), out, proc.stderr
@@ -63,8 +69,8 @@ def test_compress_meets_predicted_budget_and_reports_provenance(workspace, metho
 
 
 def test_infeasible_budget_says_the_floor(workspace):
-    tmp, env = workspace
-    proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--budget", "0.01",
+    tmp, env, spec = workspace
+    proc = run_cli("compress", "--model", spec, "--weights", tmp / "dense.pt", "--budget", "0.01",
                    "--method", "uniform", "--epochs", "0", "--out", tmp / "x", "--json", env=env, check=False)
     assert proc.returncode == 1
     assert "below the floor" in json.loads(proc.stdout)["error"]

@@ -91,11 +91,17 @@ class CostModel(BaseEstimator):
             return
         phi = self._signature_features(widths)
         if self.source == "both":
-            prior = self._layer_sum(widths)[:, None]
-            # The prior column is scaled up so the ridge penalty barely touches it; corrections get shrunk.
-            self.prior_scale_ = 1e3 / max(float(prior.mean()), 1e-12)
-            phi = np.hstack([prior * self.prior_scale_, phi])
-        ridge = _ScaledRidge(phi, y)
+            # The ridge fits what the layer sum (plus the median offset) misses, so shrinking it leaves the layer
+            # sum: with few variants a ridge on y itself shrinks to their mean, a constant that prices the
+            # narrowest model like the dense one. Stored in the prior-column form (prior_scale 1, coefficient 1).
+            prior = self._layer_sum(widths)
+            offset = float(np.median(y - prior))
+            ridge = _ScaledRidge(np.hstack([prior[:, None], phi]), y - prior - offset, weights=1.0 / y**2)
+            self.prior_scale_ = 1.0
+            self.correction_ = {"coef": [1.0 + ridge.coef_[0], *ridge.coef_[1:].tolist()],
+                                "intercept": offset + ridge.intercept_, "alpha": ridge.alpha_}
+            return
+        ridge = _ScaledRidge(phi, y, weights=1.0 / y**2)
         self.correction_ = {"coef": ridge.coef_.tolist(), "intercept": ridge.intercept_, "alpha": ridge.alpha_}
 
     def _dims(self, widths: dict[str, int], removed: Collection[str] = ()) -> list[tuple[str, str, int, int]]:
@@ -217,11 +223,11 @@ def _quick_ridge(phi: np.ndarray, y: np.ndarray, phi_test: np.ndarray, alpha: fl
 
 
 class _ScaledRidge:
-    """RidgeCV in relative error (weights 1/y²) on max-scaled columns, with coefficients in the original units."""
+    """RidgeCV (weighted, e.g. 1/y² for relative error) on max-scaled columns, coefficients in original units."""
 
-    def __init__(self, phi: np.ndarray, y: np.ndarray):
+    def __init__(self, phi: np.ndarray, target: np.ndarray, weights: np.ndarray):
         scale = np.maximum(np.abs(phi).max(axis=0), 1e-12)
-        ridge = RidgeCV(alphas=ALPHAS, fit_intercept=True).fit(phi / scale, y, sample_weight=1.0 / y**2)
+        ridge = RidgeCV(alphas=ALPHAS, fit_intercept=True).fit(phi / scale, target, sample_weight=weights)
         self.coef_, self.intercept_, self.alpha_ = ridge.coef_ / scale, float(ridge.intercept_), float(ridge.alpha_)
 
     def predict(self, phi: np.ndarray) -> np.ndarray:
