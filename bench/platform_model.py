@@ -140,7 +140,18 @@ def noise_figures(nets: list[dict], probes: list[dict]) -> dict:
     cv = lambda v: statistics.pstdev(v) / statistics.mean(v) if len(v) > 1 else None  # noqa: E731
     return {"median_pass_cv": statistics.median(cvs), "p90_pass_cv": float(np.percentile(cvs, 90)),
             "probe_n": len(probe), "probe_cv": cv(probe), "probe_cv_raw": cv(raw), "probe_ms": probe,
-            "latency": "drift-corrected median of the passes (ratio to the interleaved reference × its median)"}
+            "latency": "median of the drift-corrected passes (pass × (reference median / its reference)^beta)"}
+
+
+def pass_noise_ceiling(recs: list[dict]) -> dict:
+    """Share of a perfect model's predictions expected within ±5/±10 % from pass-to-pass noise alone: each
+    network's latency (median of n passes) taken as normal around the truth with sd 1.25 · pass_cv / √n. State
+    changes between measurement sessions are not in it (see the re-measurement agreement)."""
+    from scipy.stats import norm
+
+    sd = np.array([1.2533 * max(r["pass_cv"], 1e-6) / np.sqrt(len(r["passes_ms"])) for r in recs])
+    return {"n": len(recs), "within_5": float(np.mean(2 * norm.cdf(0.05 / sd) - 1)),
+            "within_10": float(np.mean(2 * norm.cdf(0.10 / sd) - 1))}
 
 
 def predict_timing(model: PlatformCostModel, recs: list[dict], repeats: int = 200) -> dict:
@@ -230,6 +241,7 @@ def main() -> None:
     out["quiet_pass_cv_max"] = QUIET_CV
     out["seen_heldout_quiet"] = accuracy_report(y(quiet(test)), pred(quiet(test))) if len(quiet(test)) > 2 else None
     out["left_out_quiet"] = accuracy_report(y(quiet(left)), pred(quiet(left))) if len(quiet(left)) > 2 else None
+    out["pass_noise_ceiling"] = {"seen_heldout": pass_noise_ceiling(test), "left_out": pass_noise_ceiling(left)}
     ops = [r for r in nets if r["spec"]["family"] == "ops"]
     if len(ops) > 2:
         # The other fit source of calibrate --platform: single-op micro-benchmarks of every op kind, beside the
@@ -288,6 +300,9 @@ def _print(out: dict) -> None:
     for part, name in (("seen_heldout_quiet", "held-out seen, quiet only"), ("left_out_quiet", "left out, quiet only")):
         if out[part]:
             row(f"{name}", out[part])
+    for part, c in out["pass_noise_ceiling"].items():
+        print(f"  pass noise alone would let a perfect model reach ({part}): ±5% {c['within_5']:.0%}, "
+              f"±10% {c['within_10']:.0%}")
     extra = out.get("with_op_microbenchmarks")
     if extra:
         print(f"same 200 networks + {extra['ops']} op micro-benchmarks (residual {extra['fit']['residual']}):")
