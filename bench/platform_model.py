@@ -1,11 +1,12 @@
 """Benchmark: does the platform model predict networks it has never seen? (onnxruntime, 1 thread, local CPU)
 
 Usage: python bench/platform_model.py [--measurements bench/results/platform_remeasured.jsonl] [--train 200]
-    [--name platform_model]
+    [--name platform_model] [--drift-exponent BETA]
 Measure first with bench/platform_measure.py, re-measure on a quiet core with bench/platform_remeasure.py (both
 resumable). Fits on --train networks drawn from three families, tests on the held-out networks of those families
 and on the fourth family left out entirely; on the cell space compares with a FLOPs-linear and a per-edge one-hot
-linear model. Writes bench/results/<name>.json/.png.
+linear model. Each pass is drift-corrected by (reference median / its reference)^beta, beta fitted on the
+measurement repeats unless given. Writes bench/results/<name>.json/.png.
 """
 from __future__ import annotations
 
