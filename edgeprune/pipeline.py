@@ -41,6 +41,7 @@ from edgeprune.tables.store import LatencyTable
 from edgeprune.train import fine_tune, recalibrate_bn
 from edgeprune.train.objective import score
 
+FLOOR_TRIES = 6  # closed loop: raises of an unreachable target before it counts as the floor
 ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
 Say = Callable[[str], None]
 
@@ -184,12 +185,16 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
 
 
 def _reselect(method, ctx: Context, settings):
-    """The closed loop's re-selection: the method's, with an unreachable target meaning "cannot move that way"."""
+    """The closed loop's re-selection: the method's; a target below the method's floor is raised towards the current
+    prediction until reachable (so a model that measures far over budget still shrinks as far as it can), and None
+    ("cannot move that way") when no cheaper target is reachable."""
     def reselect(target: float, current, state):
-        try:
-            return method.reselect(ctx, settings, target, current, state)
-        except InfeasibleBudget:
-            return None
+        for _ in range(FLOOR_TRIES):
+            try:
+                return method.reselect(ctx, settings, target, current, state)
+            except InfeasibleBudget:
+                target = (target * current.predicted_cost) ** 0.5  # half-way, geometrically, to the current cost
+        return None
     return reselect
 
 

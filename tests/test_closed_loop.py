@@ -82,3 +82,27 @@ def test_settings_are_checked():
         LoopSettings(rounds=-1)
     with pytest.raises(ValueError, match="closed-loop"):
         LoopSettings(slack=1.0, aim=0.99)
+
+
+def test_a_target_below_the_floor_is_raised_to_the_cheapest_reachable_one():
+    from types import SimpleNamespace
+
+    from edgeprune.pipeline import _reselect
+
+    class FloorAt:
+        """A method whose re-selection reaches any target at or above ``floor``."""
+
+        def __init__(self, floor):
+            self.floor, self.asked = floor, []
+
+        def reselect(self, ctx, settings, target, current, state):
+            self.asked.append(target)
+            if target < self.floor:
+                raise InfeasibleBudget(f"{target} is below the floor {self.floor}")
+            return SimpleNamespace(predicted_cost=target), state
+
+    current = SimpleNamespace(predicted_cost=1.0)
+    method = FloorAt(0.5)
+    chosen, _ = _reselect(method, None, None)(0.2, current, None)
+    assert 0.5 <= chosen.predicted_cost < 1.0 and method.asked[0] == 0.2
+    assert _reselect(FloorAt(1.5), None, None)(0.2, current, None) is None  # nothing cheaper is reachable
