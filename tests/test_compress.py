@@ -5,11 +5,8 @@ import re
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import FAST, run_cli
 from edgeprune.prune.artifact import load_compressed
-
-
-QUICK = ("--warmup", "1", "--min-repeats", "3", "--min-duration", "0.02")
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +18,18 @@ def workspace(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("compress")
     env = {f"EDGEPRUNE_{k}_DIR": str(tmp / k.lower()) for k in ("CACHE", "CONFIG", "TABLES", "MODELS")}
-    spec = "demo_cnn"
-    net, _ = build_model(spec)
+    net, _ = build_model("demo_cnn")
     train_from_scratch(net, load_data("digits"), 4)
     torch.save(net.state_dict(), tmp / "dense.pt")
-    run_cli("calibrate", "--model", spec, "--points", "8", "--network-variants", "6", *QUICK, env=env)
-    run_cli("fit", "--model", spec, env=env)
-    return tmp, env, spec
+    run_cli("calibrate", "--model", "demo_cnn", "--points", "8", "--network-variants", "6", *FAST, env=env)
+    run_cli("fit", "--model", "demo_cnn", env=env)
+    return tmp, env
 
 
 def _compress(workspace, method, *extra):
-    tmp, env, spec = workspace
+    tmp, env = workspace
     out = tmp / method
-    proc = run_cli("compress", "--model", spec, "--weights", tmp / "dense.pt", "--data", "digits",
+    proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--data", "digits",
                    "--metric", "latency", "--budget", "0.6", "--method", method, "--epochs", "1", "--out", out,
                    *extra, "--json", env=env, timeout=600)
     return json.loads(proc.stdout), out, proc.stderr
@@ -69,8 +65,8 @@ def test_compress_meets_predicted_budget_and_reports_provenance(workspace, metho
 
 
 def test_infeasible_budget_says_the_floor(workspace):
-    tmp, env, spec = workspace
-    proc = run_cli("compress", "--model", spec, "--weights", tmp / "dense.pt", "--budget", "0.01",
+    tmp, env = workspace
+    proc = run_cli("compress", "--model", "demo_cnn", "--weights", tmp / "dense.pt", "--budget", "0.01",
                    "--method", "uniform", "--epochs", "0", "--out", tmp / "x", "--json", env=env, check=False)
     assert proc.returncode == 1
     assert "below the floor" in json.loads(proc.stdout)["error"]
