@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from edgeprune.pipeline import CompressConfig, run
+from edgeprune.pipeline import CompressConfig, check_config, run
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, fit_from_table
 from edgeprune.costmodel.store import default_model_path
@@ -172,6 +172,7 @@ def compress(model, train=None, val=None, *, data: str | None = None, device: st
     cfg = CompressConfig(device=device, budget=str(budget), method=method, **options)
     if cost_model in ("device", "platform"):  # which saved cost model to use (the CLI's --cost-model)
         cfg, cost_model = dataclasses.replace(cfg, cost_model=cost_model), None
+    check_config(cfg)  # every setting, before the data is loaded
     if train is not None:
         if data is not None or cfg.data_limit is not None:
             raise ValueError("give train=/val= or data= (with data_limit), not both")

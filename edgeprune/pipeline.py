@@ -245,16 +245,31 @@ def _over_budget_reason(over_corrected: float | None, loop, budget: float) -> st
     return f"the closed loop could not bring it under: {loop.stopped}"
 
 
-def _check(cfg: CompressConfig):
-    """The method of ``cfg`` and the channel criterion of the run, after checking every setting."""
+def _check_numbers(cfg: CompressConfig) -> None:
+    """ValueError naming the option of the first numeric setting out of its range."""
+    at_least = {"epochs": (cfg.epochs, 0), "batch_size": (cfg.batch_size, 1), "weight_decay": (cfg.weight_decay, 0),
+                "points": (cfg.points, 1), "network_variants": (cfg.network_variants, 0), "threads": (cfg.threads, 1),
+                "criterion_batches": (cfg.criterion_batches, 1), "round_to": (cfg.round_to, 1),
+                "warmup_epochs": (cfg.warmup_epochs, 0), "data_limit": (cfg.data_limit, 1)}
+    for name, (value, low) in at_least.items():
+        if value is not None and not value >= low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    for name, value in (("lr", cfg.lr), ("admm_epochs", cfg.admm_epochs)):
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def check_config(cfg: CompressConfig):
+    """The method of ``cfg`` and the channel criterion of the run, after checking every setting and the budget's
+    unit: before any data is loaded or anything calibrated."""
     method = get_method(cfg.method)
     if cfg.settings is not None and not isinstance(cfg.settings, method.settings):
         raise ValueError(f"method {cfg.method} takes settings of type {method.settings.__name__}, got "
                          f"{type(cfg.settings).__name__}")
     if cfg.cost_model not in ("device", "platform"):
         raise ValueError(f"--cost-model must be device or platform, got {cfg.cost_model!r}")
-    if cfg.admm_epochs is not None and not cfg.admm_epochs > 0:
-        raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
+    _check_numbers(cfg)
+    check_budget(cfg.budget, cfg.metric)
     return method, _criterion(cfg, method)
 
 
@@ -280,8 +295,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     """Run the whole pipeline. ``net`` (an nn.Module named ``cfg.model``), ``data`` (a DataBundle) and
     ``cost_model`` ((CostModel, provenance)) replace building them from the config's specs; ``identity`` (a digest
     of the given model's weights and data) keeps a resumed selection to the same inputs."""
-    method, criterion = _check(cfg)
-    check_budget(cfg.budget, cfg.metric)  # before minutes of calibration, not after
+    method, criterion = check_config(cfg)  # before minutes of calibration, not after
     timings: dict = {}
     prune_epochs = cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)
     if data is None:

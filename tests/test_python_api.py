@@ -135,6 +135,8 @@ def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path
 def test_compress_rejects_an_unknown_option_before_any_work():
     with pytest.raises(TypeError, match="unknown option"):
         edgeprune.compress("demo_cnn", data="digits", epoch=3)
+    with pytest.raises(ValueError, match="--epochs must be >= 0"):  # before the (missing) data is looked for
+        edgeprune.compress("demo_cnn", data="npz:missing.npz", epochs=-1)
 
 
 def test_import_edgeprune_is_light_and_api_names_are_functions():

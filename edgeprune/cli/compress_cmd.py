@@ -126,7 +126,7 @@ def print_summary(o: Output, s: dict) -> None:
         o.warn(w)
 
 
-def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4),
+def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epochs: int = typer.Option(4, min=0),
                  as_json: bool = JsonOpt):
     """The main job: train the demo CNN on digits, calibrate this CPU, fit, compress to 50 % energy, measure."""
     import edgeprune
