@@ -208,6 +208,14 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
     source, removed = {}, {}
 
     ref_ms, raw = meta.get("reference_ms"), []
+    phase, total = "closed-loop rounds (measured)", cfg.closed_loop.rounds + 1
+    reselect = _reselect(method, ctx, cfg.settings)
+
+    def reselect_and_resume(target: float, current, state):
+        chosen = reselect(target, current, state)
+        reporter.start(phase, total)  # a method that trains to re-select (halp) showed its own bar meanwhile
+        reporter.advance(len(raw))
+        return chosen
 
     def measure_selection(selected, state) -> float:
         reporter.advance()
@@ -224,8 +232,8 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
         return measured.comparable(cfg.metric, ref_ms)
 
     with timed(timings, "closed_loop"):
-        reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
-        loop = correct_to_budget(result, tuned, budget.value, measure_selection, _reselect(method, ctx, cfg.settings),
+        reporter.start(phase, total)
+        loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect_and_resume,
                                  cfg.closed_loop, say=lambda line: ctx.say(f"{line}, {source['label']}"),
                                  unit=budget.unit)
         reporter.finish()
@@ -352,6 +360,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         reporter.advance()
         dense_onnx = out / "dense.onnx"
         export_onnx(net, shape, dense_onnx)
+        reporter.advance()
         reporter.finish()
     ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
@@ -360,6 +369,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         reporter.advance()
         measured, dense_measured = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
                                                                     cfg, ref_ms)
+        reporter.advance()
         reporter.finish()
     over = measured["value"] / budget.value
     corrected = measured["drift_corrected"]
