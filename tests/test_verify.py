@@ -107,3 +107,8 @@ def test_node_names_of_nested_models_map_to_module_names():
     convs = {n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
     nodes = [n.name for n in onnx.load_from_string(to_onnx_bytes(net, shape)).graph.node if n.op_type == "Conv"]
     assert {layer_of(n) for n in nodes} == convs
+
+
+def test_a_negative_tolerance_is_refused_before_measuring(tmp_path):
+    with pytest.raises(VerifyError, match="--tolerance must be >= 0"):  # not the missing file, looked at later
+        verify("local", tmp_path / "missing.onnx", "3ms", tolerance=-1)

@@ -97,6 +97,8 @@ def verify(device_name: str, artifact_path: str | Path, budget: str | None = Non
 
     if metric not in UNITS:
         raise VerifyError(f"unknown metric {metric!r}; choose one of {sorted(UNITS)}")
+    if not tolerance >= 0:
+        raise VerifyError(f"--tolerance must be >= 0 (a share of the budget, e.g. 0.03), got {tolerance}")
     path = Path(artifact_path)
     runtime = runtime_of(path)
     data = path.read_bytes()
