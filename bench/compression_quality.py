@@ -1,7 +1,7 @@
 """Benchmark: pruning methods and the Torch-Pruning baseline at equal budgets of dense *measured* latency.
 
 Usage: python bench/compression_quality.py --medium [--models resnet20] [--budgets 0.5,0.3]
-       [--methods dense-ft,ecc,halp,netadapt,uniform,global,tp] [--epochs N] [--train-limit N] [--update]
+       [--methods dense-ft,ecc,halp,netadapt,uniform,global,tp,joint] [--epochs N] [--train-limit N] [--update]
 Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
 Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
 re-runs the named methods). Needs ../shared/data; skips cleanly without it.
@@ -40,7 +40,7 @@ WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th
 MODES = {"quick": {"epochs": 1, "train_limit": 10000, "models": "resnet20"},
          "medium": {"epochs": 15, "train_limit": None, "models": "resnet20"},
          "full": {"epochs": 100, "train_limit": None, "models": "resnet56"}}
-METHODS = "dense-ft,ecc,halp,uniform,tp,global,netadapt"
+METHODS = "dense-ft,ecc,halp,uniform,tp,global,netadapt,joint"
 LR = CompressConfig.lr
 
 
