@@ -228,5 +228,5 @@ def verify(artifact, device: str = "local", *, budget: str | None = None, metric
     from edgeprune.verify import verify as measure_artifact
 
     path = cost_model if isinstance(cost_model, (str, Path)) else None
-    given = _cost_pair(cost_model)[0] if cost_model is not None and path is None else None
+    given = _cost_pair(cost_model) if cost_model is not None and path is None else None
     return measure_artifact(device, artifact, budget, metric, tolerance, path, threads, measure, cost_model=given)
