@@ -1,6 +1,7 @@
 """The compression pipeline: cost model → prune to budget → remove channels → fine-tune → export → measure."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -33,7 +34,7 @@ from edgeprune.prune.budget import InfeasibleBudget, check_budget, parse_budget,
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
 from edgeprune.prune.methods import Context, get as get_method
-from edgeprune.structure.blocks import apply_pruning, block_layers
+from edgeprune.structure.blocks import apply_pruning, block_layers, removable_blocks
 from edgeprune.structure.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.selection_store import config_digest, load_selection, save_selection
@@ -242,6 +243,19 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
     return removed[id(loop.result)], loop
 
 
+@contextlib.contextmanager
+def _floor_hint(method: str, net):
+    """An infeasible budget from a channel-only method on a network with removable residual blocks says that
+    ``joint``, which also removes blocks (and their per-op overhead), reaches lower."""
+    try:
+        yield
+    except InfeasibleBudget as exc:
+        if method == "joint" or not removable_blocks(net) or exc.hint:
+            raise
+        raise InfeasibleBudget(str(exc), hint="or --method joint, which also removes whole residual blocks and so "
+                                              "reaches a lower cost") from exc
+
+
 def _over_budget_reason(over_corrected: float | None, loop, budget: float) -> str:
     """Why a final measurement came out over budget: the device's speed, noise, or a loop that could not fit it."""
     if over_corrected is not None and over_corrected <= 1:
@@ -322,8 +336,9 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))
     dense_cost = float(cost_model.predict([{}])[0])
     removable = method.floor_layers(ctx, cfg.settings)
-    budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
-                            float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
+    with _floor_hint(method.name, net):
+        budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
+                                float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
     with timed(timings, "dense_evaluation"):
         dense_acc = score(net, data.val, data.eval_fn)["accuracy"]
     say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
@@ -343,7 +358,8 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         timings.update({k: v for k, v in saved.items() if k in ("selection", "closed_loop")})
         say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
     else:
-        selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
+        with _floor_hint(method.name, net):
+            selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "

@@ -106,3 +106,17 @@ def test_a_target_below_the_floor_is_raised_to_the_cheapest_reachable_one():
     chosen, _ = _reselect(method, None, None)(0.2, current, None)
     assert 0.5 <= chosen.predicted_cost < 1.0 and method.asked[0] == 0.2
     assert _reselect(FloorAt(1.5), None, None)(0.2, current, None) is None  # nothing cheaper is reachable
+
+
+def test_an_infeasible_channel_budget_on_a_resnet_points_to_joint():
+    from edgeprune.models import build_model
+    from edgeprune.pipeline import _floor_hint
+
+    resnet, _ = build_model("resnet20")
+    plain, _ = build_model("demo_cnn")
+    hints = {}
+    for name, method, net in (("ecc", "ecc", resnet), ("joint", "joint", resnet), ("no_blocks", "ecc", plain)):
+        with pytest.raises(InfeasibleBudget) as info, _floor_hint(method, net):
+            raise InfeasibleBudget("budget 0.1 ms is below the floor")
+        hints[name] = info.value.hint
+    assert "--method joint" in hints["ecc"] and hints["joint"] is None and hints["no_blocks"] is None

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edgeprune.cli.common import JsonOpt, ModelOpt
 from edgeprune.cli.output import Output, RichProgress
+from edgeprune.files import atomic_open
 from edgeprune.pipeline import ADMM_SHARE, CompressConfig
 from edgeprune.prune.closed_loop import LoopSettings
 from edgeprune.prune.importance import CRITERIA
@@ -144,7 +145,8 @@ def demo_command(out: Path = typer.Option(Path("edgeprune-demo"), "--out"), epoc
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    torch.save(net.state_dict(), out / "dense.pt")
+    with atomic_open(out / "dense.pt") as f:
+        torch.save(net.state_dict(), f)
     result = edgeprune.compress(net, train=data.train, val=data.val, name="demo_cnn", metric="energy",
                                 budget="0.5", method="ecc", epochs=epochs, out=str(out / "compressed"),
                                 points=24, network_variants=30, say=o.log, progress=bar)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgeprune.data.bundle import DataBundle
+from edgeprune.files import atomic_open
 from edgeprune.train import evaluate
 from edgeprune.progress import SILENT, Progress
 
@@ -73,7 +74,8 @@ def deep_compress(model: nn.Module, data: DataBundle, prune: float = 0.9, conv_b
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         path = Path(out) / ENCODED_NAME
-        torch.save(enc, path)
+        with atomic_open(path) as f:
+            torch.save(enc, f)
         summary["artifact"] = str(path)
         summary["artifact_bytes"] = path.stat().st_size
     return summary, enc
