@@ -64,6 +64,20 @@ def test_a_method_that_only_shrinks_keeps_its_selection_when_under(setup):
     assert len(out.rounds) == 1 and out.result is first and out.within_budget
 
 
+def test_a_bracketed_budget_is_interpolated_not_rescaled_past(setup):
+    model, space, cost = setup
+    budget = 0.5 * cost(space.dense_widths())
+    first = prune_uniform(model, space, cost, budget)
+    # The cost model's error grows with the width: rescaling the over-budget pick lands far under, and rescaling
+    # that one back lands on the first pick again. Between the two lies a selection that fits.
+    device = lambda result, state: 1.3 * cost(result.widths) ** 2 / budget  # noqa: E731
+    out = correct_to_budget(first, None, budget, device, _uniform(model, space, cost))
+    over, under = out.rounds[0], out.rounds[1]
+    assert over["measured_over_budget"] > 1.03 and under["measured_over_budget"] < 0.9
+    assert under["predicted"] < out.rounds[2]["target_predicted"] < over["predicted"]
+    assert out.within_budget and out.measured >= 0.9 * budget, out.rounds
+
+
 def test_out_of_rounds_returns_the_cheapest_and_says_so(setup):
     model, space, cost = setup
     budget = 0.5 * cost(space.dense_widths())
