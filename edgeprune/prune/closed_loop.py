@@ -42,7 +42,8 @@ def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: C
                       reselect: Reselect, settings: LoopSettings = LoopSettings(),
                       say: Callable[[str], None] = lambda _: None, unit: str = "") -> Corrected:
     """Measure ``result``; while the measurement is over ``budget`` (or far under it), re-select at the predicted
-    target scaled by budget ÷ measured. Returns the widest in-budget selection seen, else the last (cheapest) one."""
+    target scaled by budget ÷ measured, or interpolated once one selection measured under and one over. Returns the
+    widest in-budget selection seen, else the last (cheapest) one."""
     best: Corrected | None = None
     over: tuple[PruneResult, float] | None = None  # the cheapest selection measured over budget
     rounds: list[dict] = []
