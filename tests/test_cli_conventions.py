@@ -58,6 +58,7 @@ def test_json_failure_is_one_object_with_a_hint_never_a_traceback():
     assert r.exit_code == 1
     err = json.loads(r.stdout)  # exactly one JSON object: json.loads refuses anything after it
     assert "input shape" in err["error"] and "N,C,H,W" in err["hint"]
+    assert "demo_cnn's own is 1,1,8,8" in err["hint"]  # the shape to give, not a generic example
     assert "Traceback" not in r.output and "Error:" not in err["error"]
     human = cli("layers", "--input-shape", "1,3,32")
     assert human.exit_code == 1 and human.stdout == ""
