@@ -1,7 +1,6 @@
 """The compression pipeline: cost model → prune to budget → remove channels → fine-tune → export → measure."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -30,11 +29,12 @@ from edgeprune.progress import SILENT, Progress, point_reporter
 from edgeprune.paths import default_table
 from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.budget import InfeasibleBudget, check_budget, parse_budget, resolve_budget
+from edgeprune.prune.budget import check_budget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
+from edgeprune.prune.floor import joint_hint, reselect_above_floor
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
 from edgeprune.prune.methods import Context, get as get_method
-from edgeprune.structure.blocks import apply_pruning, block_layers, removable_blocks
+from edgeprune.structure.blocks import apply_pruning, block_layers
 from edgeprune.structure.physical import min_widths
 from edgeprune.prune.schedule import check_schedule, prune_on_schedule
 from edgeprune.selection_store import config_digest, load_selection, save_selection
@@ -45,7 +45,6 @@ from edgeprune.train.objective import score
 # A first compress calibrates on the spot: 0.15 s per point (not calibrate's 0.3 s) halves that wait (ResNet-20 here:
 # 116 -> 65 s) at a noise CV of ~1.5 % on dense repeats; the closed loop measures the selection anyway.
 ON_DEMAND_MIN_DURATION_S = 0.15
-FLOOR_TRIES = 6  # closed loop: raises of an unreachable target before it counts as the floor
 ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
 Say = Callable[[str], None]
 
@@ -188,20 +187,6 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     return sched.model, sched.kept, sched.history
 
 
-def _reselect(method, ctx: Context, settings):
-    """The closed loop's re-selection: the method's; a target below the method's floor is raised towards the current
-    prediction until reachable (so a model that measures far over budget still shrinks as far as it can), and None
-    ("cannot move that way") when no cheaper target is reachable."""
-    def reselect(target: float, current, state):
-        for _ in range(FLOOR_TRIES):
-            try:
-                return method.reselect(ctx, settings, target, current, state)
-            except InfeasibleBudget:
-                target = (target * current.predicted_cost) ** 0.5  # half-way, geometrically, to the current cost
-        return None
-    return reselect
-
-
 def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, shape,
                         timings: dict):
     """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
@@ -213,7 +198,7 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
 
     ref_ms, raw = meta.get("reference_ms"), []
     phase, total = "closed-loop rounds (measured)", cfg.closed_loop.rounds + 1
-    reselect = _reselect(method, ctx, cfg.settings)
+    reselect = reselect_above_floor(method, ctx, cfg.settings)
 
     def reselect_and_resume(target: float, current, state):
         chosen = reselect(target, current, state)
@@ -244,19 +229,6 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
     for record, value in zip(loop.rounds, raw):
         record["measured_raw"] = value
     return removed[id(loop.result)], loop
-
-
-@contextlib.contextmanager
-def _floor_hint(method: str, net):
-    """An infeasible budget from a channel-only method on a network with removable residual blocks says that
-    ``joint``, which also removes blocks (and their per-op overhead), reaches lower."""
-    try:
-        yield
-    except InfeasibleBudget as exc:
-        if method == "joint" or not removable_blocks(net) or exc.hint:
-            raise
-        raise InfeasibleBudget(str(exc), hint="or --method joint, which also removes whole residual blocks and so "
-                                              "reaches a lower cost") from exc
 
 
 def _over_budget_reason(over_corrected: float | None, loop, budget: float) -> str:
@@ -339,7 +311,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))
     dense_cost = float(cost_model.predict([{}])[0])
     removable = method.floor_layers(ctx, cfg.settings)
-    with _floor_hint(method.name, net):
+    with joint_hint(method.name, net):
         budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
                                 float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
     with timed(timings, "dense_evaluation"):
@@ -361,7 +333,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         timings.update({k: v for k, v in saved.items() if k in ("selection", "closed_loop")})
         say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
     else:
-        with _floor_hint(method.name, net):
+        with joint_hint(method.name, net):
             selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result

@@ -101,7 +101,7 @@ def test_settings_are_checked():
 def test_a_target_below_the_floor_is_raised_to_the_cheapest_reachable_one():
     from types import SimpleNamespace
 
-    from edgeprune.pipeline import _reselect
+    from edgeprune.prune.floor import reselect_above_floor as _reselect
 
     class FloorAt:
         """A method whose re-selection reaches any target at or above ``floor``."""
@@ -124,7 +124,7 @@ def test_a_target_below_the_floor_is_raised_to_the_cheapest_reachable_one():
 
 def test_an_infeasible_channel_budget_on_a_resnet_points_to_joint():
     from edgeprune.models import build_model
-    from edgeprune.pipeline import _floor_hint
+    from edgeprune.prune.floor import joint_hint as _floor_hint
 
     resnet, _ = build_model("resnet20")
     plain, _ = build_model("demo_cnn")
