@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from edgeprune.costmodel import platform_persist
 from edgeprune.costmodel.platform import PlatformCostModel
@@ -153,3 +154,34 @@ def test_layer_breakdown_follows_the_platform_terms(measured_like):
     narrow = {g.name: max(1, g.width // 2) for g in space.prunable_groups}
     assert cm.predict([narrow])[0] < cm.predict([{}])[0]
     assert set(cm.layer_costs({})) == {layer.name for layer in space.layers}
+
+
+def test_weight_elements_are_counted_once_per_conv_and_linear():
+    # channels on the NCHWc block (16), so the optimised graph's weights are the module's, unpadded
+    from edgeprune.models import build_model
+
+    net, shape = build_model("resnet20")
+    expected = sum(m.weight.numel() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert onnx_features(to_onnx_bytes(net, shape))["weights.elems"] == expected
+    mnet = mobilenetv2(width_mult=0.5)  # depthwise weights are c·k², not c²·k²; NCHWc pads some channels
+    module = sum(m.weight.numel() for m in mnet.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert module <= features(mnet)["weights.elems"] <= 1.25 * module
+
+
+def test_layer_breakdown_prices_each_weight():
+    from edgeprune.costmodel.platform_layers import platform_cost_model
+    from edgeprune.models import build_model
+    from edgeprune.models.layer_space import build_layer_space
+
+    theta = 2e-6
+    model = PlatformCostModel.from_dict({"columns": ["weights.elems"], "coef": [theta, 0.0], "alpha": 1e-5,
+                                         "floor": 0.0, "residual": "none", "seed": 0, "booster": None})
+    net, shape = build_model("resnet20")
+    space = build_layer_space(net, shape)
+    cm = platform_cost_model(model, space, onnx_features(to_onnx_bytes(net, shape)))
+    numel = {name: m.weight.numel() for name, m in net.named_modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    costs = cm.layer_costs({})
+    assert costs == pytest.approx({name: theta * numel[name] for name in costs}, rel=1e-9)
+    half = {g.name: g.width // 2 for g in space.prunable_groups}
+    assert cm.predict([half])[0] < 0.5 * cm.predict([{}])[0]  # weights shrink with both widths of a layer

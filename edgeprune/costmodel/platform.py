@@ -45,7 +45,8 @@ class PlatformCostModel(BaseEstimator):
     """cost = Σ_kinds θ_kind · features(kind) + θ_0, θ ≥ 0, optionally × exp(gradient-boosted residual).
 
     Features come from the runtime-optimised graph (``graph_features``): per op kind its work (MACs or elements),
-    bytes in/out for convolutions (ECC's bilinear form) and node counts, plus one intercept (per-call overhead).
+    bytes in/out for convolutions (ECC's bilinear form) and node counts, the network's weight elements (read once
+    per inference), plus one intercept (per-call overhead).
     """
 
     def __init__(self, residual: str = "auto", seed: int = 0):

@@ -10,6 +10,7 @@ from edgeprune.costmodel.features import FeatureSpec
 from edgeprune.costmodel.macs import output_hw
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.platform import PlatformCostModel
+from edgeprune.measure.graph_features import WEIGHTS
 from edgeprune.models.layer_space import LayerSignature, LayerSpace
 
 # onnxruntime's NCHWc layout needs input channels on its SIMD block (16 with AVX-512, 8 with AVX2); other
@@ -29,18 +30,19 @@ def _kind(sig: LayerSignature) -> str:
 def _bilinear(platform: PlatformCostModel, sig: LayerSignature, regime: str) -> np.ndarray:
     """[a, b, c, d] with cost(c_in, c_out) = a·c_in·c_out + b·c_in + c·c_out + d in one kernel regime."""
     terms = platform.terms()
+    weight = terms.get(WEIGHTS, 0.0)  # per weight element read, any node kind
     if sig.op == "linear":
-        return np.array([terms.get("gemm.macs", 0.0), 0.0, 0.0, terms.get("gemm.count", 0.0)])
+        return np.array([terms.get("gemm.macs", 0.0) + weight, 0.0, 0.0, terms.get("gemm.count", 0.0)])
     kind = f"conv_{_kind(sig)}_{regime}"
     t = {name: terms.get(f"{kind}.{name}", 0.0) for name in ("macs", "in", "out", "count", "groups", "im2col")}
     ho, wo = output_hw(sig)
     area_out, area_in, k2 = ho * wo, sig.in_hw[0] * sig.in_hw[1], sig.kernel[0] * sig.kernel[1]
     im2col = t["im2col"] * k2 * area_out
     if sig.op == "dwconv":  # c_in == c_out == c: every term is linear in c
-        return np.array([0.0, t["macs"] * k2 * area_out + t["groups"] + t["in"] * area_in + im2col,
+        return np.array([0.0, (t["macs"] * area_out + weight) * k2 + t["groups"] + t["in"] * area_in + im2col,
                          t["out"] * area_out, t["count"]])
     g = sig.groups
-    return np.array([t["macs"] * k2 * area_out / g, t["in"] * area_in + im2col, t["out"] * area_out,
+    return np.array([(t["macs"] * area_out + weight) * k2 / g, t["in"] * area_in + im2col, t["out"] * area_out,
                      t["count"] + t["groups"] * g])
 
 

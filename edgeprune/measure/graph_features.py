@@ -14,16 +14,13 @@ import numpy as np
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.files import atomic_write
+from edgeprune.measure.graph_shapes import ELTWISE, GLOBAL_POOL, MOVE, POOL, VIEW, node_records
 from edgeprune.paths import cache_dir
 
-FEATURES_VERSION = "2"  # bump when the op kinds or their features change (invalidates the cache)
-ELTWISE = {"Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Sum",
-           "Max", "Min", "Erf", "LeakyRelu", "Neg", "Sqrt", "Pow", "Exp", "BatchNormalization"}
-MOVE = {"Concat": "concat", "Split": "split", "Slice": "split", "Pad": "pad", "Transpose": "transpose",
-        "Gather": "split", "ReorderInput": "reorder", "ReorderOutput": "reorder", "Tile": "pad", "Expand": "pad"}
-VIEW = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
-POOL = {"AveragePool", "MaxPool"}
-GLOBAL_POOL = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean"}
+FEATURES_VERSION = "3"  # bump when the op kinds or their features change (invalidates the cache)
+# Every weight is read once per inference, whichever kind of node holds it: with several MB of weights they come
+# from L3, not L2, so one shared per-weight term (the network's weight elements) prices that stream.
+WEIGHTS = "weights.elems"
 
 
 class GraphFeatureError(EdgepruneError):
@@ -52,107 +49,13 @@ def optimized_graph(onnx_bytes: bytes, level: str = "all"):
         return onnx.load(path).graph
 
 
-def _attrs(node) -> dict:
-    from onnx import helper
-
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _conv_out(shape, w, a) -> list[int]:
-    n, _, h, wd = shape
-    k = a.get("kernel_shape") or list(w[2:])
-    s, d = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
-    p = a.get("pads", [0, 0, 0, 0])
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        return [n, w[0], -(-h // s[0]), -(-wd // s[1])]
-    ho = (h + p[0] + p[2] - d[0] * (k[0] - 1) - 1) // s[0] + 1
-    wo = (wd + p[1] + p[3] - d[1] * (k[1] - 1) - 1) // s[1] + 1
-    return [n, w[0], ho, wo]
-
-
-def _pool_out(shape, a) -> list[int]:
-    n, c, h, w = shape
-    k, s = a["kernel_shape"], a.get("strides", [1, 1])
-    p = a.get("pads", [0, 0, 0, 0])
-    span_h, span_w = h + p[0] + p[2] - k[0], w + p[1] + p[3] - k[1]
-    if a.get("ceil_mode", 0):
-        return [n, c, -(-span_h // s[0]) + 1, -(-span_w // s[1]) + 1]
-    return [n, c, span_h // s[0] + 1, span_w // s[1] + 1]
-
-
-def _broadcast(shapes: list[list[int]]) -> list[int]:
-    rank = max(len(s) for s in shapes)
-    padded = [[1] * (rank - len(s)) + list(s) for s in shapes]
-    return [max(dims) for dims in zip(*padded)]
-
-
-def _reshape(shape: list[int], target: list[int]) -> list[int]:
-    out = [shape[i] if t == 0 else int(t) for i, t in enumerate(target)]
-    if -1 in out:
-        known = int(np.prod([d for d in out if d != -1]))
-        out[out.index(-1)] = int(np.prod(shape)) // max(known, 1)
-    return out
-
-
-def _slice(shape, consts, node) -> list[int]:
-    starts, ends = consts[node.input[1]], consts[node.input[2]]
-    axes = consts.get(node.input[3]) if len(node.input) > 3 and node.input[3] else list(range(len(starts)))
-    steps = consts.get(node.input[4]) if len(node.input) > 4 and node.input[4] else [1] * len(starts)
-    out = list(shape)
-    for st, en, ax, sp in zip(starts, ends, axes, steps):
-        out[ax] = len(range(*slice(int(st), int(en), int(sp)).indices(shape[ax])))
-    return out
-
-
-def _shapes_out(node, ins: list, consts: dict, w, a) -> list[list[int]]:
-    """Output shapes of one node from its input shapes; [] when unknown."""
-    op, x = node.op_type, ins[0] if ins else None
-    if op in ("Conv", "FusedConv"):
-        return [_conv_out(x, w, a)]
-    if op in POOL:
-        return [_pool_out(x, a)]
-    if op in GLOBAL_POOL:
-        return [x[:2] + [1] * (len(x) - 2)]
-    if op in ("ReorderInput", "ReorderOutput"):
-        return [list(x) if op == "ReorderInput" or "channels" not in a else [x[0], a["channels"], *x[2:]]]
-    if op in ELTWISE:
-        return [_broadcast([s for s in ins if s is not None])]
-    if op == "Concat":
-        ax = a["axis"] % len(x)
-        return [[sum(s[ax] for s in ins) if i == ax else d for i, d in enumerate(x)]]
-    if op == "Split":
-        ax = a.get("axis", 0) % len(x)
-        sizes = consts.get(node.input[1]) if len(node.input) > 1 and node.input[1] else a.get("split")
-        sizes = sizes if sizes is not None else [x[ax] // len(node.output)] * len(node.output)
-        return [[int(sz) if i == ax else d for i, d in enumerate(x)] for sz in sizes]
-    if op == "Slice":
-        return [_slice(x, consts, node)]
-    if op == "Pad":
-        pads = consts[node.input[1]]
-        r = len(x)
-        return [[d + int(pads[i]) + int(pads[i + r]) for i, d in enumerate(x)]]
-    if op == "Transpose":
-        return [[x[p] for p in a.get("perm", list(reversed(range(len(x)))))]]
-    if op == "Reshape":
-        return [_reshape(x, list(consts[node.input[1]]))]
-    if op == "Flatten":
-        ax = a.get("axis", 1)
-        return [[int(np.prod(x[:ax])), int(np.prod(x[ax:]))]]
-    if op in ("Gemm", "MatMul"):
-        n_out = w[0] if op == "Gemm" and a.get("transB", 0) else w[-1]
-        return [x[:-1] + [n_out]]
-    if op == "Gather":
-        ax = a.get("axis", 0) % len(x)
-        return [x[:ax] + list(w or []) + x[ax + 1:]]
-    if op in ("Identity", "Dropout"):
-        return [list(x)]
-    return []
-
-
-def _kind(node, x: list[int], w, a, out: list[int]) -> tuple[str, dict[str, float]]:
-    """(op kind, its features) of one node; convs keep ECC's bilinear terms."""
-    op = node.op_type
-    regime = "nchwc" if node.domain.endswith("nchwc") else "plain"
+def _kind(rec: dict) -> tuple[str, dict[str, float]]:
+    """(op kind, its features) of one node record; convs keep ECC's bilinear terms. A key with a dot names
+    another kind's feature (a residual Add fused into an NCHWc conv is element-wise work)."""
+    op, a, w = rec["op"], rec["attrs"], rec["w"]
+    x = rec["ins"][0] if rec["ins"] else None
+    out = rec["outs"][0] if rec["outs"] else None
+    regime = "nchwc" if rec["domain"].endswith("nchwc") else "plain"
     n_out = float(np.prod(out)) if out else 0.0
     n_in = float(np.prod(x)) if x else 0.0
     if op in ("Conv", "FusedConv"):
@@ -170,6 +73,9 @@ def _kind(node, x: list[int], w, a, out: list[int]) -> tuple[str, dict[str, floa
             feats["groups"] = float(g)  # the plain kernel loops over groups: a cost per group, not per MAC
         if regime == "plain" and np.prod(k) > 1:
             feats["im2col"] = float(x[1] * np.prod(k)) * area  # the unfolded input the plain kernel builds
+        if op == "Conv" and rec["sum_input"]:
+            feats["eltwise.elems"] = n_out  # residual Add fused into the NCHWc conv
+        feats[WEIGHTS] = float(np.prod(w))
         return f"conv_{t}_{regime}", feats
     if op in POOL:
         return f"pool_{regime}", {"elems": n_out * float(np.prod(a["kernel_shape"]))}
@@ -182,44 +88,28 @@ def _kind(node, x: list[int], w, a, out: list[int]) -> tuple[str, dict[str, floa
     if op in VIEW:
         return "view", {}
     if op in ("Gemm", "MatMul"):
-        return "gemm", {"macs": float(np.prod(x) * (out[-1] if out else 1))}
+        return "gemm", {"macs": float(np.prod(x) * (out[-1] if out else 1)), WEIGHTS: float(np.prod(w or [0]))}
     return "other", {"elems": n_out}
 
 
-def features_of_graph(graph) -> dict[str, float]:
+def features_of_nodes(records: list[dict]) -> dict[str, float]:
     """Per-op-kind feature sums (``kind.feature``), node counts per kind (``kind.count``) and ``nodes``."""
-    from onnx import numpy_helper
-
-    consts = {i.name: numpy_helper.to_array(i).tolist() for i in graph.initializer if len(i.dims) <= 1}
-    dims = {i.name: list(i.dims) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            consts[node.output[0]] = numpy_helper.to_array(_attrs(node)["value"]).tolist()
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.input}
     feats: dict[str, float] = defaultdict(float)
-    for node in graph.node:
-        if node.op_type == "Constant":
-            continue
-        a = _attrs(node)
-        ins = [shapes.get(name) for name in node.input if name and name not in dims]
-        w = dims.get(node.input[1]) if len(node.input) > 1 else None
-        try:
-            outs = _shapes_out(node, ins, consts, w, a)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise GraphFeatureError(f"cannot follow shapes through {node.op_type} node {node.name!r}: {exc}") from exc
-        if not outs and node.op_type not in VIEW:
-            raise GraphFeatureError(f"no shape rule for {node.domain or 'ai.onnx'}:{node.op_type} (node "
-                                    f"{node.name!r}); the platform model cannot cost this graph yet")
-        for name, shape in zip(node.output, outs):
-            shapes[name] = shape
-        kind, values = _kind(node, ins[0] if ins else None, w, a, outs[0] if outs else None)
+    for rec in records:
+        kind, values = _kind(rec)
         feats[f"{kind}.count"] += 1
         for key, v in values.items():
-            feats[f"{kind}.{key}"] += v
-        if node.op_type in ("Conv",) and len(node.input) > 3 and node.input[3]:
-            feats["eltwise.elems"] += float(np.prod(outs[0]))  # residual Add fused into the NCHWc conv
+            feats[key if "." in key else f"{kind}.{key}"] += v
         feats["nodes"] += 1
     return dict(feats)
+
+
+def features_of_graph(graph) -> dict[str, float]:
+    """Cost features of an optimised onnx GraphProto."""
+    try:
+        return features_of_nodes(node_records(graph))
+    except ValueError as exc:
+        raise GraphFeatureError(f"{exc}; the platform model cannot cost this graph") from exc
 
 
 def graph_digest(onnx_bytes: bytes) -> str:

@@ -5,7 +5,7 @@ import hashlib
 
 import numpy as np
 
-from edgeprune.measure.graph_features import GraphFeatureError, cached_spec_features, store_spec_features
+from edgeprune.measure.graph_features import WEIGHTS, GraphFeatureError, cached_spec_features, store_spec_features
 
 ELTWISE = {"ADD", "SUB", "MUL", "DIV", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "TANH", "MAXIMUM", "MINIMUM",
            "LEAKY_RELU", "QUANTIZE", "DEQUANTIZE"}
@@ -36,16 +36,17 @@ def _op(name: str, ins: list, outs: list) -> tuple[str, dict[str, float]]:
     if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         w = ins[1]  # OHWI (conv) or 1HWC (depthwise); activations NHWC
         k, s = int(w[1]), max(1, round(x[1] / out[1]))
+        weights = {WEIGHTS: float(np.prod(w))}
         if name == "DEPTHWISE_CONV_2D":
-            return f"conv_dw{k}s{s}_tflite", {"macs": n_out * k * int(w[2]), "in": n_in, "out": n_out}
+            return f"conv_dw{k}s{s}_tflite", {"macs": n_out * k * int(w[2]), "in": n_in, "out": n_out, **weights}
         t = f"k{k}s{s}" if k in (1, 3) and s in (1, 2) else "kother"
-        return f"conv_{t}_tflite", {"macs": n_out * k * int(w[2]) * int(w[3]), "in": n_in, "out": n_out}
+        return f"conv_{t}_tflite", {"macs": n_out * k * int(w[2]) * int(w[3]), "in": n_in, "out": n_out, **weights}
     if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         return "pool_tflite", {"elems": n_in}
     if name in ("MEAN", "SUM", "REDUCE_MAX"):
         return "gpool", {"elems": n_in}
     if name == "FULLY_CONNECTED":
-        return "gemm", {"macs": n_in * float(ins[1][0])}
+        return "gemm", {"macs": n_in * float(ins[1][0]), WEIGHTS: float(np.prod(ins[1]))}
     if name in ELTWISE:
         return "eltwise", {"elems": n_out}
     if name in MOVE:
@@ -70,7 +71,8 @@ def tflite_features(data: bytes) -> dict[str, float]:
         kind, values = _op(op["op_name"], ins, outs)
         feats[f"{kind}.count"] = feats.get(f"{kind}.count", 0.0) + 1
         for k, v in values.items():
-            feats[f"{kind}.{k}"] = feats.get(f"{kind}.{k}", 0.0) + v
+            name = k if "." in k else f"{kind}.{k}"
+            feats[name] = feats.get(name, 0.0) + v
         feats["nodes"] = feats.get("nodes", 0.0) + 1
     store_spec_features(key, feats)
     return feats
