@@ -155,6 +155,25 @@ def pass_noise_ceiling(recs: list[dict]) -> dict:
             "within_10": float(np.mean(2 * norm.cdf(0.10 / sd) - 1))}
 
 
+def state_effect(recs: list[dict], pred: np.ndarray) -> dict:
+    """Per family: Spearman of the model's log error with the network's median reference time (the machine state
+    it was measured in, after drift correction) and the share within ±10 % once a per-family linear trend of the log
+    error on the log reference time is removed — a diagnostic of the measurement, never used by the model."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for fam in sorted({r["spec"]["family"] for r in recs}):
+        idx = [i for i, r in enumerate(recs) if r["spec"]["family"] == fam]
+        res = np.log([recs[i]["latency_ms"] / pred[i] for i in idx])
+        ref = np.log([statistics.median(recs[i]["reference_ms"]) for i in idx])
+        slope = float(np.polyfit(ref - ref.mean(), res, 1)[0])
+        adjusted = res - slope * (ref - ref.mean())
+        out[fam] = {"n": len(idx), "spearman_error_vs_reference": float(spearmanr(res, ref)[0]), "slope": slope,
+                    "within_10": float(np.mean(np.abs(np.expm1(-res)) <= 0.1)),
+                    "within_10_state_trend_removed": float(np.mean(np.abs(np.expm1(-adjusted)) <= 0.1))}
+    return out
+
+
 def predict_timing(model: PlatformCostModel, recs: list[dict], repeats: int = 200) -> dict:
     """Milliseconds for one prediction from a cached graph: spec-keyed feature lookup + model evaluation."""
     for r in recs:
@@ -243,6 +262,7 @@ def main() -> None:
     out["seen_heldout_quiet"] = accuracy_report(y(quiet(test)), pred(quiet(test))) if len(quiet(test)) > 2 else None
     out["left_out_quiet"] = accuracy_report(y(quiet(left)), pred(quiet(left))) if len(quiet(left)) > 2 else None
     out["pass_noise_ceiling"] = {"seen_heldout": pass_noise_ceiling(test), "left_out": pass_noise_ceiling(left)}
+    out["state_effect"] = state_effect(test + left, pred(test + left))
     ops = [r for r in nets if r["spec"]["family"] == "ops"]
     if len(ops) > 2:
         # The other fit source of calibrate --platform: single-op micro-benchmarks of every op kind, beside the
@@ -304,6 +324,9 @@ def _print(out: dict) -> None:
     for part, c in out["pass_noise_ceiling"].items():
         print(f"  pass noise alone would let a perfect model reach ({part}): ±5% {c['within_5']:.0%}, "
               f"±10% {c['within_10']:.0%}")
+    for fam, st in out["state_effect"].items():
+        print(f"  {fam}: error vs reference time Spearman {st['spearman_error_vs_reference']:+.2f}; ±10% "
+              f"{st['within_10']:.0%}, {st['within_10_state_trend_removed']:.0%} with that trend removed (diagnostic)")
     extra = out.get("with_op_microbenchmarks")
     if extra:
         print(f"same 200 networks + {extra['ops']} op micro-benchmarks (residual {extra['fit']['residual']}):")
