@@ -85,3 +85,27 @@ def test_import_fit_predict_from_the_cli(tmp_path):
     assert out["predictor"] == "platform" and out["predicted"] > 0
     human = run_cli("predict", "-d", "boardx", "-m", "resnet20")
     assert "using the platform model" in human.stderr
+
+
+def test_stale_stored_features_are_recomputed(tmp_path, isolated_dirs, monkeypatch):
+    import sqlite3
+
+    from edgeprune.costmodel.dataset import Selection
+    from edgeprune.costmodel.platform_data import load_platform_set
+    from edgeprune.measure.graph_features import FEATURES_VERSION
+
+    rows, _ = parse_csv(write(tmp_path, GOOD))
+    sel = Selection(imported_fingerprint("boardx"))
+    with LatencyTable(tmp_path / "t.sqlite") as table:
+        store_rows(table, rows, "m.csv")
+        fresh = load_platform_set(table, sel, "latency").features
+        assert json.loads(next(table.rows("network"))["result_json"])["features_version"] == FEATURES_VERSION
+    # as rows imported by an edgeprune whose graph features were computed differently
+    with sqlite3.connect(tmp_path / "t.sqlite") as db:
+        for row_id, text in db.execute("SELECT id, result_json FROM network_measurements").fetchall():
+            result = {**json.loads(text), "features_version": "0", "graph_features": {"nodes": 1e9}}
+            db.execute("UPDATE network_measurements SET result_json = ? WHERE id = ?", (json.dumps(result), row_id))
+    monkeypatch.chdir(tmp_path)  # where the relative model path (net.py:build) resolves
+    with LatencyTable(tmp_path / "t.sqlite") as table:
+        again = load_platform_set(table, sel, "latency")
+        assert again.skipped == [] and again.features == fresh

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeprune.costmodel.dataset import Selection, reference_scale, row_value
 from edgeprune.formats import export_model
-from edgeprune.measure.graph_features import cached_spec_features, store_spec_features
+from edgeprune.measure.graph_features import FEATURES_VERSION, cached_spec_features, store_spec_features
 from edgeprune.measure.importing import features_for
 from edgeprune.tables.store import LatencyTable, canonical
 
@@ -73,13 +73,16 @@ def load_platform_set(table: LatencyTable, sel: Selection, metric: str,
     spreads = []
     for ident, vals in values.items():
         row, result, kwargs = info[ident]
-        feats = result.get("graph_features")
+        # features stored with the row count only when this edgeprune computes them the same way
+        feats = result.get("graph_features") if result.get("features_version") == FEATURES_VERSION else None
         if feats is None:
             try:
                 feats = network_features(row["model"], kwargs, json.loads(row["widths_json"]),
                                          json.loads(row["input_shape"]), sel.runtime)
             except Exception as exc:  # a user model file may be gone or broken: skip that network, say so
-                out.skipped.append(f"{row['model']}: {type(exc).__name__}: {exc}")
+                stale = (f" (the graph features stored with it are out of date, this edgeprune computes "
+                         f"v{FEATURES_VERSION}: import it again)") if "graph_features" in result else ""
+                out.skipped.append(f"{row['model']}: {type(exc).__name__}: {exc}{stale}")
                 continue
         out.features.append(feats)
         out.y.append(float(np.median(vals)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.formats import FORMATS, ExportError, export_model
-from edgeprune.measure.graph_features import GraphFeatureError, graph_digest, onnx_features
+from edgeprune.measure.graph_features import FEATURES_VERSION, GraphFeatureError, graph_digest, onnx_features
 from edgeprune.measurement import Measurement
 from edgeprune.tables.store import LatencyTable, canonical, point_key
 
@@ -198,7 +198,7 @@ def store_rows(table: LatencyTable, rows: list[ImportRow], origin: str) -> int:
                       {"per_inference": row.energy_mj, "source": PROVENANCE, "kind": PROVENANCE},
                       "runtime": {"name": row.runtime, "version": PROVENANCE, "threads": row.threads},
                       "settings": {"provenance": PROVENANCE}, "finished_at": now, "model_sha256": row.digest,
-                      "graph_features": row.features, "kwargs": row.kwargs,
+                      "graph_features": row.features, "features_version": FEATURES_VERSION, "kwargs": row.kwargs,
                       "imported": {"source": row.source, "from": origin, "where": row.where,
                                    "latency_measured": row.latency_ms is not None}}
             result = Measurement.from_result(result)

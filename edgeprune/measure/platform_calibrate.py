@@ -6,7 +6,7 @@ from typing import Callable
 
 from edgeprune.formats import export_model
 from edgeprune.measure.fleet import Job, check_fleet, run_jobs
-from edgeprune.measure.graph_features import graph_digest
+from edgeprune.measure.graph_features import FEATURES_VERSION, graph_digest
 from edgeprune.measure.importing import features_for
 from edgeprune.measure.platform_plan import FAMILIES, NetworkSpec, build_network, plan_networks, plan_ops
 from edgeprune.measure.settings import MeasureSettings
@@ -91,7 +91,8 @@ def _job(table: LatencyTable, spec: NetworkSpec, key: str, runtime: str, fid: st
 
     def store(name: str, measured: Measurement) -> bool:
         prov = {"device_name": name, "fingerprint_id": fid, "input_shape": cache["shape"]}
-        extra = {"graph_features": cache["features"], "kwargs": spec.kwargs, "family": spec.family, "plan": plan}
+        extra = {"graph_features": cache["features"], "features_version": FEATURES_VERSION, "kwargs": spec.kwargs,
+                 "family": spec.family, "plan": plan}
         return table.add_network(key, prov, spec.model, graph_digest(spec.key().encode())[:16], spec.widths,
                                  measured.annotated(**extra))
 
