@@ -170,7 +170,7 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
     from redis.exceptions import RedisError
 
     from .fingerprint import device_info, fingerprint_id
-    from .runner import energy_overhead_s
+    from .runner import energy_overhead_s, prestart
     from .runtimes import check_available, runtime_version
     from .sensors import open_sensor
 
@@ -203,6 +203,7 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
     ctx.on_change = beats.changed.set
     beats.beat()
     beats.start()
+    prestart()  # the first job's process, so it starts no slower than the next
     print(f"edgeprune-agent worker {name}: hardware class {class_id}, queue {queue_name(class_id)}, "
           f"broker {redacted(url)}", file=sys.stderr, flush=True)
     try:
