@@ -83,8 +83,9 @@ def _get_context():
         if _context is None:
             if "forkserver" in multiprocessing.get_all_start_methods():
                 _context = multiprocessing.get_context("forkserver")
-                _context.set_forkserver_preload(["edgeprune_agent.measure", "edgeprune_agent.sensors",
-                                                 "onnxruntime"])
+                # runner too: each job process would otherwise import it (the job's code) on its own
+                _context.set_forkserver_preload(["edgeprune_agent.runner", "edgeprune_agent.measure",
+                                                 "edgeprune_agent.sensors", "onnxruntime"])
             else:
                 _context = multiprocessing.get_context("spawn")
         return _context
