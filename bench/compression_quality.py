@@ -1,7 +1,7 @@
 """Benchmark: pruning methods and the Torch-Pruning baseline at equal budgets of dense *measured* latency.
 
 Usage: python bench/compression_quality.py --medium [--models resnet20] [--budgets 0.5,0.3]
-       [--methods dense-ft,ecc,halp,netadapt,uniform,global,tp] [--epochs N] [--train-limit N] [--update]
+       [--methods dense-ft,ecc,halp,netadapt,uniform,global,tp,joint] [--epochs N] [--train-limit N] [--update]
 Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
 Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
 re-runs the named methods). Needs ../shared/data; skips cleanly without it.
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from edgeprune.pipeline import CompressConfig, compress
+from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
 from edgeprune.formats import to_onnx_bytes
@@ -39,7 +40,7 @@ WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th
 MODES = {"quick": {"epochs": 1, "train_limit": 10000, "models": "resnet20"},
          "medium": {"epochs": 15, "train_limit": None, "models": "resnet20"},
          "full": {"epochs": 100, "train_limit": None, "models": "resnet56"}}
-METHODS = "dense-ft,ecc,halp,uniform,tp,global,netadapt"
+METHODS = "dense-ft,ecc,halp,uniform,tp,global,netadapt,joint"
 LR = CompressConfig.lr
 
 
@@ -156,7 +157,7 @@ def update_state(path: Path, change) -> dict:
     return state
 
 
-CARRIED = ("checkpoints/last.pt", "selection/*", "bench_budget.json", "tp_selection.pt")
+CARRIED = ("checkpoints/last.pt", "selection/*", "tp_selection.pt")
 
 
 def carry_unfinished(path: Path, work: Path, carry: Path) -> None:
@@ -205,24 +206,26 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
     try:
         if method == "dense-ft":
             return base | dense_finetuned(name, weights, data_src, limit, epochs, dense, out) | wall(t0)
-        # The budget is a fraction of dense as measured now: this machine's speed drifts over hours (and a resumed
-        # run may be on another VM), so a dense time measured at the start would not fit later cells.
+        # The budget goes to compress as a fraction: compress prices it against its cost model's dense prediction and
+        # decides on drift-corrected measurements, so a busy neighbour core or a slower VM cannot move it. (An absolute
+        # ms budget from a dense timing taken at the cell's start did: one such timing read 1.35 ms, quiet is 0.67.)
         net, shape = build_model(name, weights)
         dense_onnx = to_onnx_bytes(net, shape)
-        budget_ms = cell_budget_ms(out, frac, net, shape)
-        base["budget_ms"] = budget_ms
         if method == "tp":
             return base | tp_cell(name, weights, data_src, limit, epochs, frac, dense, out) | wall(t0)
         cfg = CompressConfig(model=name, weights=str(weights), data=data_src, metric="latency",
-                             budget=f"{budget_ms}ms", method=method, epochs=epochs, out=str(out), data_limit=limit,
+                             budget=str(frac), method=method, epochs=epochs, out=str(out), data_limit=limit,
                              lr=LR)
         s = compress(cfg)
         over = ratio_to_dense(open_device("local"), (out / "model.onnx").read_bytes(), dense_onnx) / frac
+    except InfeasibleBudget as exc:  # the method's floor (as the cost model prices it) is above the budget
+        return base | {"stopped_by_floor": str(exc)} | wall(t0)
     except Exception as exc:  # one failed cell must not lose the others; it is recorded as failed
         return base | {"error": repr(exc)} | wall(t0)
     return base | {"accuracy": s["compressed"]["accuracy"], "dense_accuracy": s["dense"]["accuracy"],
                    "measured_ms": s["measured_cost"], "predicted_ms": s["predicted_cost"],
-                   "measured_over_budget": over, "measured_over_budget_at_cell_end": s["measured_cost"] / budget_ms,
+                   "budget_ms": s["budget_abs"], "measured_over_budget": over,
+                   "measured_over_budget_at_cell_end": s["measured_over_budget_drift_corrected"],
                    "macs": s["compressed"]["macs"],
                    "params": s["compressed"]["params"], "widths": s["compressed"]["widths"],
                    "warnings": s["warnings"], "closed_loop_stopped": s["closed_loop"]["stopped"],
@@ -230,18 +233,6 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
                                    for r in s["closed_loop"]["rounds"]],
                    "accuracy_before_fine_tune": s["schedule"]["history"][0].get("accuracy_before_fine_tune"),
                    "phases_s": s["timings_s"], "estimates_s": s["estimates_s"]} | wall(t0)
-
-
-def cell_budget_ms(out: Path, frac: float, net, shape) -> float:
-    """``frac`` × dense measured now, kept in the cell's folder so a resumed cell keeps its budget (and with it its
-    saved selection and checkpoints)."""
-    saved = out / "bench_budget.json"
-    if saved.is_file():
-        return json.loads(saved.read_text())["budget_ms"]
-    dense_ms = measured_ms(open_device("local"), net, shape)
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps({"budget_ms": frac * dense_ms, "dense_ms": dense_ms, "fraction": frac}))
-    return frac * dense_ms
 
 
 def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) -> dict:
@@ -294,6 +285,8 @@ def wall(t0: float) -> dict:
 def describe(r: dict) -> str:
     if "error" in r:
         return f"{r['method']} @ {r['budget']}: FAILED {r['error']}"
+    if "stopped_by_floor" in r:
+        return f"{r['method']} @ {r['budget']}: NO MODEL, the method's floor is above the budget: {r['stopped_by_floor']}"
     over = f" ({r['measured_over_budget']:.2f}× budget)" if "measured_over_budget" in r else ""
     return (f"{r['method']:9s} @ {r['budget']}: acc {r['accuracy']:.2%}  measured {r['measured_ms']:.4f} ms{over}  "
             f"[{r['wall_s']} s]")
@@ -309,13 +302,18 @@ def save(path: Path, state: dict) -> None:
 
 def check_targets(runs: list[dict]) -> dict:
     """The issue's medium-mode targets, per model and budget; None where a needed cell is missing."""
-    ok = [r for r in runs if "error" not in r]
+    ok = [r for r in runs if "accuracy" in r]
     out = {}
     for model in sorted({r["model"] for r in ok}):
         by = {(r["budget"], r["method"]): r for r in ok if r["model"] == model}
         ref = by.get((None, "dense-ft"))
-        for frac in sorted({b for b, _ in by if b is not None}, reverse=True):
+        for frac in sorted({r["budget"] for r in runs if r["model"] == model and r["budget"] is not None},
+                           reverse=True):
             ours = [by[(frac, m)] for m in ("ecc", "halp") if (frac, m) in by]
+            floors = {r["method"]: r["stopped_by_floor"] for r in runs
+                      if r["model"] == model and r["budget"] == frac and "stopped_by_floor" in r}
+            if floors:
+                out[f"{model}@{frac}"] = {"stopped_by_floor": floors}
             if not ours:
                 continue
             best = max(ours, key=lambda r: r["accuracy"])
@@ -333,7 +331,7 @@ def check_targets(runs: list[dict]) -> dict:
             if (frac, "ecc") in by and "phases_s" in by[(frac, "ecc")]:
                 phases = by[(frac, "ecc")]["phases_s"]
                 cell["ecc_admm_share_of_wall"] = phases.get("selection", 0.0) / by[(frac, "ecc")]["wall_s"]
-            out[f"{model}@{frac}"] = cell
+            out[f"{model}@{frac}"] = out.get(f"{model}@{frac}", {}) | cell
     return out
 
 
@@ -349,7 +347,7 @@ def figure(state: dict):
         dense = state["dense"][model]
         ax.scatter([1.0], [100 * dense["accuracy"]], marker="x", color="black", s=80, label="dense (pretrained)",
                    zorder=3)
-        runs = [r for r in state["runs"] if r["model"] == model and "error" not in r]
+        runs = [r for r in state["runs"] if r["model"] == model and "accuracy" in r]
         for frac in sorted({r["budget"] for r in runs if r["budget"] is not None}):
             ax.axvline(frac, color="grey", ls="--", lw=1)
             ax.text(frac, 0.02, f" budget {frac:g}× dense", rotation=90, va="bottom", color="grey", fontsize=8,

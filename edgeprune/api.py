@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
 
-from edgeprune.pipeline import CompressConfig, run
+from edgeprune.pipeline import CompressConfig, check_config, run
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, fit_from_table
 from edgeprune.costmodel.store import default_model_path
 from edgeprune.costmodel.model import CostModel
 from edgeprune.data import DataBundle, load_data
 from edgeprune.data.python import python_bundle
+from edgeprune.files import atomic_write
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
 from edgeprune.paths import default_table
@@ -129,7 +129,7 @@ class CompressResult:
         if target.resolve() == self.directory.resolve():
             return target
         for file in (CHANNELS, WEIGHTS, "model.onnx", "summary.json"):
-            shutil.copyfile(self.directory / file, target / file)
+            atomic_write(target / file, (self.directory / file).read_bytes())
         return target
 
 
@@ -172,6 +172,7 @@ def compress(model, train=None, val=None, *, data: str | None = None, device: st
     cfg = CompressConfig(device=device, budget=str(budget), method=method, **options)
     if cost_model in ("device", "platform"):  # which saved cost model to use (the CLI's --cost-model)
         cfg, cost_model = dataclasses.replace(cfg, cost_model=cost_model), None
+    check_config(cfg)  # every setting, before the data is loaded
     if train is not None:
         if data is not None or cfg.data_limit is not None:
             raise ValueError("give train=/val= or data= (with data_limit), not both")
@@ -228,5 +229,5 @@ def verify(artifact, device: str = "local", *, budget: str | None = None, metric
     from edgeprune.verify import verify as measure_artifact
 
     path = cost_model if isinstance(cost_model, (str, Path)) else None
-    given = _cost_pair(cost_model)[0] if cost_model is not None and path is None else None
+    given = _cost_pair(cost_model) if cost_model is not None and path is None else None
     return measure_artifact(device, artifact, budget, metric, tolerance, path, threads, measure, cost_model=given)

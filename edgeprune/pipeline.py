@@ -29,8 +29,9 @@ from edgeprune.progress import SILENT, Progress, point_reporter
 from edgeprune.paths import default_table
 from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.budget import InfeasibleBudget, check_budget, parse_budget, resolve_budget
+from edgeprune.prune.budget import check_budget, parse_budget, resolve_budget
 from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
+from edgeprune.prune.floor import joint_hint, reselect_above_floor
 from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
 from edgeprune.prune.methods import Context, get as get_method
 from edgeprune.structure.blocks import apply_pruning, block_layers
@@ -41,6 +42,9 @@ from edgeprune.tables.store import LatencyTable
 from edgeprune.train import fine_tune, recalibrate_bn
 from edgeprune.train.objective import score
 
+# A first compress calibrates on the spot: 0.15 s per point (not calibrate's 0.3 s) halves that wait (ResNet-20 here:
+# 116 -> 65 s) at a noise CV of ~1.5 % on dense repeats; the closed loop measures the selection anyway.
+ON_DEMAND_MIN_DURATION_S = 0.15
 ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
 Say = Callable[[str], None]
 
@@ -113,9 +117,9 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=N
             return model, meta, str(path)
         say(f"{path} was fitted for another device or architecture: refitting for this one")
         path = default_model_path(*key)
+    settings = MeasureSettings(threads=cfg.threads, min_duration_s=ON_DEMAND_MIN_DURATION_S)
     say(f"no cost model for {cfg.model} on {cfg.device}: calibrating ({cfg.points} points per layer signature, "
-        f"{cfg.network_variants} network variants), then fitting")
-    settings = MeasureSettings(threads=cfg.threads)
+        f"{cfg.network_variants} network variants, {settings.min_duration_s:g} s each), then fitting")
     with LatencyTable(default_table(cfg.device)) as table:
         cal = calibrate(device, cfg.model, net, space, table, cfg.runtime, settings, cfg.points,
                         cfg.network_variants, progress=point_reporter(reporter))
@@ -183,16 +187,6 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     return sched.model, sched.kept, sched.history
 
 
-def _reselect(method, ctx: Context, settings):
-    """The closed loop's re-selection: the method's, with an unreachable target meaning "cannot move that way"."""
-    def reselect(target: float, current, state):
-        try:
-            return method.reselect(ctx, settings, target, current, state)
-        except InfeasibleBudget:
-            return None
-    return reselect
-
-
 def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, shape,
                         timings: dict):
     """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
@@ -203,6 +197,14 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
     source, removed = {}, {}
 
     ref_ms, raw = meta.get("reference_ms"), []
+    phase, total = "closed-loop rounds (measured)", cfg.closed_loop.rounds + 1
+    reselect = reselect_above_floor(method, ctx, cfg.settings)
+
+    def reselect_and_resume(target: float, current, state):
+        chosen = reselect(target, current, state)
+        reporter.start(phase, total)  # a method that trains to re-select (halp) showed its own bar meanwhile
+        reporter.advance(len(raw))
+        return chosen
 
     def measure_selection(selected, state) -> float:
         reporter.advance()
@@ -219,8 +221,8 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
         return measured.comparable(cfg.metric, ref_ms)
 
     with timed(timings, "closed_loop"):
-        reporter.start("closed-loop rounds (measured)", cfg.closed_loop.rounds + 1)
-        loop = correct_to_budget(result, tuned, budget.value, measure_selection, _reselect(method, ctx, cfg.settings),
+        reporter.start(phase, total)
+        loop = correct_to_budget(result, tuned, budget.value, measure_selection, reselect_and_resume,
                                  cfg.closed_loop, say=lambda line: ctx.say(f"{line}, {source['label']}"),
                                  unit=budget.unit)
         reporter.finish()
@@ -240,16 +242,31 @@ def _over_budget_reason(over_corrected: float | None, loop, budget: float) -> st
     return f"the closed loop could not bring it under: {loop.stopped}"
 
 
-def _check(cfg: CompressConfig):
-    """The method of ``cfg`` and the channel criterion of the run, after checking every setting."""
+def _check_numbers(cfg: CompressConfig) -> None:
+    """ValueError naming the option of the first numeric setting out of its range."""
+    at_least = {"epochs": (cfg.epochs, 0), "batch_size": (cfg.batch_size, 1), "weight_decay": (cfg.weight_decay, 0),
+                "points": (cfg.points, 1), "network_variants": (cfg.network_variants, 0), "threads": (cfg.threads, 1),
+                "criterion_batches": (cfg.criterion_batches, 1), "round_to": (cfg.round_to, 1),
+                "warmup_epochs": (cfg.warmup_epochs, 0), "data_limit": (cfg.data_limit, 1)}
+    for name, (value, low) in at_least.items():
+        if value is not None and not value >= low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    for name, value in (("lr", cfg.lr), ("admm_epochs", cfg.admm_epochs)):
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def check_config(cfg: CompressConfig):
+    """The method of ``cfg`` and the channel criterion of the run, after checking every setting and the budget's
+    unit: before any data is loaded or anything calibrated."""
     method = get_method(cfg.method)
     if cfg.settings is not None and not isinstance(cfg.settings, method.settings):
         raise ValueError(f"method {cfg.method} takes settings of type {method.settings.__name__}, got "
                          f"{type(cfg.settings).__name__}")
     if cfg.cost_model not in ("device", "platform"):
         raise ValueError(f"--cost-model must be device or platform, got {cfg.cost_model!r}")
-    if cfg.admm_epochs is not None and not cfg.admm_epochs > 0:
-        raise ValueError(f"--admm-epochs must be > 0, got {cfg.admm_epochs}")
+    _check_numbers(cfg)
+    check_budget(cfg.budget, cfg.metric)
     return method, _criterion(cfg, method)
 
 
@@ -275,8 +292,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     """Run the whole pipeline. ``net`` (an nn.Module named ``cfg.model``), ``data`` (a DataBundle) and
     ``cost_model`` ((CostModel, provenance)) replace building them from the config's specs; ``identity`` (a digest
     of the given model's weights and data) keeps a resumed selection to the same inputs."""
-    method, criterion = _check(cfg)
-    check_budget(cfg.budget, cfg.metric)  # before minutes of calibration, not after
+    method, criterion = check_config(cfg)  # before minutes of calibration, not after
     timings: dict = {}
     prune_epochs = cfg.admm_epochs if cfg.admm_epochs is not None else max(ADMM_SHARE * cfg.epochs, 1e-3)
     if data is None:
@@ -295,8 +311,9 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))
     dense_cost = float(cost_model.predict([{}])[0])
     removable = method.floor_layers(ctx, cfg.settings)
-    budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
-                            float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
+    with joint_hint(method.name, net):
+        budget = resolve_budget(parse_budget(cfg.budget), cfg.metric, dense_cost,
+                                float(cost_model.predict([min_widths(space, cfg.round_to)], removable)[0]))
     with timed(timings, "dense_evaluation"):
         dense_acc = score(net, data.val, data.eval_fn)["accuracy"]
     say(f"dense: accuracy {dense_acc:.2%}, predicted {dense_cost:.4g} {budget.unit}; budget {cfg.budget} → "
@@ -316,7 +333,8 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         timings.update({k: v for k, v in saved.items() if k in ("selection", "closed_loop")})
         say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
     else:
-        selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
+        with joint_hint(method.name, net):
+            selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
@@ -333,6 +351,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         reporter.advance()
         dense_onnx = out / "dense.onnx"
         export_onnx(net, shape, dense_onnx)
+        reporter.advance()
         reporter.finish()
     ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
@@ -341,6 +360,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         reporter.advance()
         measured, dense_measured = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
                                                                     cfg, ref_ms)
+        reporter.advance()
         reporter.finish()
     over = measured["value"] / budget.value
     corrected = measured["drift_corrected"]

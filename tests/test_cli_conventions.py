@@ -58,6 +58,7 @@ def test_json_failure_is_one_object_with_a_hint_never_a_traceback():
     assert r.exit_code == 1
     err = json.loads(r.stdout)  # exactly one JSON object: json.loads refuses anything after it
     assert "input shape" in err["error"] and "N,C,H,W" in err["hint"]
+    assert "demo_cnn's own is 1,1,8,8" in err["hint"]  # the shape to give, not a generic example
     assert "Traceback" not in r.output and "Error:" not in err["error"]
     human = cli("layers", "--input-shape", "1,3,32")
     assert human.exit_code == 1 and human.stdout == ""
@@ -108,6 +109,21 @@ def test_compress_rejects_a_budget_in_another_metric_before_calibrating(tmp_path
     err = json.loads(r.stdout)
     assert "metric is energy" in err["error"] and "--metric latency" in err["hint"]
     assert not (tmp_path / "tables").exists() and not (tmp_path / "out").exists()  # nothing calibrated or written
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", "-3"), ("--lr", "0"), ("--round-to", "0"),
+                                           ("--data-limit", "0"), ("--warmup-epochs", "-1")])
+def test_compress_rejects_a_setting_out_of_range_before_any_work(home, tmp_path, option, value):
+    r = cli("--home", home, "compress", option, value, "--data", "npz:missing.npz", "--out",
+            tmp_path / "out", "--json")
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)["error"].startswith(f"{option} must be")  # not the missing data, checked later
+    assert not home.exists() and not (tmp_path / "out").exists()
+
+
+def test_demo_rejects_negative_epochs_before_training(tmp_path):
+    r = cli("demo", "--epochs", "-1", "--out", tmp_path / "demo", "--json")
+    assert r.exit_code == 2 and "--epochs" in json.loads(r.stdout)["error"] and not (tmp_path / "demo").exists()
 
 
 def test_calibration_points_become_one_bar_per_phase():

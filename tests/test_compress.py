@@ -5,13 +5,13 @@ import re
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import FAST, run_cli
 from edgeprune.prune.artifact import load_compressed
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """Shared dirs and a trained dense checkpoint; the first compress calibrates and fits, later ones reuse it."""
+    """Shared dirs, a trained dense checkpoint and a quick cost model, which every compress finds and reuses."""
     from edgeprune.data import load_data
     from edgeprune.models import build_model
     from edgeprune.train import train_from_scratch
@@ -21,6 +21,8 @@ def workspace(tmp_path_factory):
     net, _ = build_model("demo_cnn")
     train_from_scratch(net, load_data("digits"), 4)
     torch.save(net.state_dict(), tmp / "dense.pt")
+    run_cli("calibrate", "--model", "demo_cnn", "--points", "8", "--network-variants", "6", *FAST, env=env)
+    run_cli("fit", "--model", "demo_cnn", env=env)
     return tmp, env
 
 

@@ -8,6 +8,7 @@ from conftest import FAST, run_cli
 from edgeprune.costmodel.bilinear import BilinearLayerModel, select_spec
 from edgeprune.costmodel.dataset import LayerSamples
 from edgeprune.costmodel.features import FeatureSpec
+from edgeprune.costmodel.macs import network_macs
 from edgeprune.costmodel.metrics import accuracy_report
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.persist import CostModelError
@@ -54,6 +55,30 @@ def test_huber_fit_ignores_timing_outliers():
     noisy[::10] *= 1.6  # one in ten measurements hit a slow episode
     m = BilinearLayerModel(**TRUE_SPEC.to_dict()).fit(X, noisy)
     assert np.median(np.abs(m.predict(X) - y) / y) < 0.01
+
+
+def test_layer_fit_never_gets_cheaper_as_it_widens():
+    # Timings that fall with c_out at narrow c_in (noise, or a kernel switch) must not teach the fit that removing
+    # output channels makes a layer slower: the pruning search would exploit exactly that.
+    X = np.array([(ci, co) for ci in range(1, 65, 3) for co in range(1, 65, 3)], dtype=float)
+    y = 0.05 + 0.001 * X[:, 0] * X[:, 1] - 0.0005 * X[:, 1]
+    m = BilinearLayerModel().fit(X, y)
+    assert np.all(m.coef_ >= 0)
+    narrow, wide = m.predict([[1, 1], [4, 1]]), m.predict([[1, 64], [4, 64]])
+    assert np.all(wide >= narrow)
+
+
+def test_network_fit_from_few_noisy_variants_is_monotone():
+    model, shape = build_model("resnet20")
+    space = build_layer_space(model, shape)
+    rng = np.random.default_rng(3)
+    dense = space.dense_widths()
+    widths = [{k: int(rng.integers(max(1, v // 5), v + 1)) for k, v in dense.items()} for _ in range(10)]
+    y = np.array([0.05 + network_macs(space, w) * 1e-8 for w in widths]) * rng.lognormal(0, 0.1, len(widths))
+    fitted = CostModel("network", spec=FeatureSpec()).fit(space, network_widths=widths, network_y=y)
+    assert min(fitted.correction_["coef"]) >= 0
+    chain = fitted.predict([{k: max(1, round(f * v)) for k, v in dense.items()} for f in np.linspace(0.05, 1, 20)])
+    assert np.all(np.diff(chain) >= -1e-12)
 
 
 def test_accuracy_report_values():

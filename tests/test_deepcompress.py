@@ -199,3 +199,11 @@ def test_cli_reads_a_compressed_model_dir_and_rejects_two_sources(trained, tmp_p
     assert obj["model"] == str(model_dir) and obj["stages"][-1]["ratio"] > 1
     res = CliRunner().invoke(app, [*args, "--model", "demo_cnn"])
     assert res.exit_code == 1 and "error" in json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("setting, message", [({"conv_bits": 0}, "--conv-bits must be in 1..16"),
+                                              ({"epochs": -1}, "--epochs must be >= 0"),
+                                              ({"prune": 1.0}, r"--prune must be in \[0, 1\)")])
+def test_settings_out_of_range_are_refused_before_any_training(setting, message):
+    with pytest.raises(ValueError, match=message):  # data=None: it is not even looked at
+        deep_compress(build_model("demo_cnn")[0], None, **setting)

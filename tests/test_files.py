@@ -57,3 +57,57 @@ def test_only_write_modes():
     with pytest.raises(ValueError, match="mode"):
         with atomic_open("x", "a"):
             pass
+
+
+def _direct_writes(path) -> list[str]:
+    """``line: call`` for each write in ``path`` that does not go through files.atomic_open/atomic_write (or into
+    a buffer, a temporary directory or os.devnull), so a crash could leave half an artifact."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    sinks, scratch = set(), set()  # names of atomic_open/BytesIO targets; line ranges inside TemporaryDirectory
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With):
+            for item in node.items:
+                called = ast.unparse(item.context_expr.func) if isinstance(item.context_expr, ast.Call) else ""
+                if called == "atomic_open" and isinstance(item.optional_vars, ast.Name):
+                    sinks.add(item.optional_vars.id)
+                if called == "tempfile.TemporaryDirectory":
+                    scratch.update(range(node.lineno, node.end_lineno + 1))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
+                and ast.unparse(node.value.func) == "io.BytesIO":
+            sinks.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func, args = ast.unparse(node.func), node.args
+        target = args[1:2] if func == "torch.save" else args[:1] if func.endswith(".savefig") else None
+        mode = args[1].value if func == "open" and len(args) > 1 and isinstance(args[1], ast.Constant) else "r"
+        into_sink = bool(target) and isinstance(target[0], ast.Name) and target[0].id in sinks
+        if ((target is not None and not into_sink)
+                or func.startswith(("shutil.copy", "shutil.move")) or func in ("os.replace", "os.rename")
+                or (func.endswith((".write_text", ".write_bytes")) and node.lineno not in scratch)
+                or (func == "open" and set(mode) & set("wax") and ast.unparse(args[0]) != "os.devnull")):
+            found.append((node.lineno, func))
+    return [f"{line}: {func}" for line, func in sorted(found)]
+
+
+def test_edgeprune_writes_files_only_through_the_atomic_helper():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "edgeprune"
+    bad = {str(p.relative_to(root)): calls for p in sorted(root.rglob("*.py"))
+           if p.name != "files.py" and (calls := _direct_writes(p))}
+    assert not bad, f"writes that bypass edgeprune.files.atomic_open/atomic_write: {bad}"
+
+
+def test_direct_write_check_sees_each_kind(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import io, os, shutil, tempfile, torch\n"
+                     "torch.save(1, 'a.pt')\nshutil.copyfile('a', 'b')\nopen('c', 'w')\nfig.savefig('d.png')\n"
+                     "p.write_text('x')\nos.replace('e', 'f')\n"
+                     "with atomic_open('g') as f:\n    torch.save(1, f)\nbuf = io.BytesIO()\nfig.savefig(buf)\n"
+                     "open(os.devnull, 'w')\nwith tempfile.TemporaryDirectory() as t:\n    q.write_bytes(b'')\n")
+    assert _direct_writes(probe) == ["2: torch.save", "3: shutil.copyfile", "4: open", "5: fig.savefig",
+                                     "6: p.write_text", "7: os.replace"]

@@ -78,8 +78,9 @@ def _edit(model_dir, **changes):
 
 def test_missing_and_corrupt_files(saved, tmp_path):
     model_dir, _, _ = saved
-    with pytest.raises(ArtifactError, match="channels.json not found"):
+    with pytest.raises(ArtifactError, match="channels.json not found") as missing:
         load_compressed(tmp_path / "nowhere")
+    assert "edgeprune compress" in missing.value.hint and "save_compressed" not in str(missing.value)  # no code names
     (model_dir / "weights.pt").write_bytes(b"not a torch file")
     with pytest.raises(ArtifactError, match="cannot be read as a state_dict"):
         load_compressed(model_dir)

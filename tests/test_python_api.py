@@ -92,6 +92,25 @@ def eval_fn(model, batches):
     return (correct - err) / n
 
 
+class Phases:
+    """A progress reporter that keeps, per phase, its total and the steps reported before it finished."""
+
+    def __init__(self):
+        self.seen: dict[str, list[int]] = {}
+        self.phase = None
+
+    def start(self, phase: str, total: int) -> None:
+        self.phase = phase
+        self.seen[phase] = [total, 0]
+
+    def advance(self, steps: int = 1) -> None:
+        assert self.phase is not None, f"{steps} step(s) reported outside any phase (after {list(self.seen)})"
+        self.seen[self.phase][1] += steps
+
+    def finish(self) -> None:
+        self.phase = None
+
+
 def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path):
     torch.manual_seed(0)
     digits = load_data("digits", limit=800)
@@ -110,7 +129,12 @@ def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path
     run = dict(train=train, val=val, loss_fn=loss_fn, eval_fn=eval_fn, cost_model=cost, budget=budget, method="halp",
                epochs=1, batch_size=64, out=str(tmp_path / "out"),
                settings=HalpSettings(steps=2, tune_steps=2, criterion_batches=1))
-    result = edgeprune.compress(model, **run)
+    phases = Phases()
+    result = edgeprune.compress(model, progress=phases, **run)
+    assert {"HALP", "closed-loop rounds (measured)", "fine-tuning"} <= set(phases.seen)
+    for phase in ("export (compressed + dense ONNX)", "final measurement (compressed + dense)", "fine-tuning"):
+        assert phases.seen[phase][1] == phases.seen[phase][0] > 0, (phase, phases.seen)  # a done phase shows n/n
+    assert phases.seen["closed-loop rounds (measured)"][1] == len(result.summary["closed_loop"]["rounds"])
     # The heads feed the outputs: never pruned (conv2 is held fixed too: the class head reads it flattened).
     assert set(result.widths) == {"conv1:out"} and result.widths["conv1:out"] < 32
     boxes, logits = result.model(torch.zeros(3, 1, 8, 8))
@@ -135,6 +159,8 @@ def test_two_head_model_compresses_from_python_with_loss_and_eval_hooks(tmp_path
 def test_compress_rejects_an_unknown_option_before_any_work():
     with pytest.raises(TypeError, match="unknown option"):
         edgeprune.compress("demo_cnn", data="digits", epoch=3)
+    with pytest.raises(ValueError, match="--epochs must be >= 0"):  # before the (missing) data is looked for
+        edgeprune.compress("demo_cnn", data="npz:missing.npz", epochs=-1)
 
 
 def test_import_edgeprune_is_light_and_api_names_are_functions():

@@ -71,6 +71,26 @@ def test_prediction_error_uses_the_drift_corrected_latency_like_compress(artifac
     assert r["prediction_error"] == pytest.approx(corrected / dense - 1)
 
 
+def test_a_given_cost_model_is_checked_and_drift_corrected_like_a_saved_one(artifact):
+    """edgeprune.verify(cost_model=<fit's result>) refuses another device or architecture and takes the reference
+    speed from its provenance, as for a cost model given by path (and as compress does)."""
+    import edgeprune
+    from edgeprune.api import FittedCostModel
+
+    path, cm, prov = artifact
+    other_device = FittedCostModel(cm, {**prov, "device": {"name": "pi", "fingerprint_id": "0" * 16}})
+    with pytest.raises(VerifyError, match="not this device"):
+        edgeprune.verify(path, cost_model=other_device, measure=FAST)
+    other_arch = FittedCostModel(cm, {**prov, "model": {"name": "x", "architecture_hash": "0" * 16}})
+    with pytest.raises(VerifyError, match="not this one"):
+        edgeprune.verify(path, cost_model=other_arch, measure=FAST)
+    r = edgeprune.verify(path, cost_model=FittedCostModel(cm, {**prov, "reference_ms": 0.25}),
+                         measure=MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01, reference=True))
+    corrected = r["measured_drift_corrected"]
+    assert corrected is not None and corrected != r["measured"]
+    assert r["prediction_error"] == pytest.approx(corrected / float(cm.predict([{}])[0]) - 1)
+
+
 def test_cost_model_prediction_relative_budget_and_layer_breakdown(artifact, tmp_path):
     path, cm, prov = artifact
     cm_path = cm.save(tmp_path / "cm.json", prov)
@@ -107,3 +127,8 @@ def test_node_names_of_nested_models_map_to_module_names():
     convs = {n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
     nodes = [n.name for n in onnx.load_from_string(to_onnx_bytes(net, shape)).graph.node if n.op_type == "Conv"]
     assert {layer_of(n) for n in nodes} == convs
+
+
+def test_a_negative_tolerance_is_refused_before_measuring(tmp_path):
+    with pytest.raises(VerifyError, match="--tolerance must be >= 0"):  # not the missing file, looked at later
+        verify("local", tmp_path / "missing.onnx", "3ms", tolerance=-1)

@@ -12,7 +12,9 @@ from edgeprune_agent.energy import EnergyProtocol
 from edgeprune_agent.runner import JOB_PROCESS_NAME
 
 HWMON = "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1"
-PROTOCOL = EnergyProtocol(windows=3, min_window_s=0.25, idle_s=0.25)
+# The fake sensors follow the job process by polling, ~20-40 ms late (more on a busy machine); windows long
+# against that lag keep the leak of load samples into idle windows (and back) to a few per cent.
+PROTOCOL = EnergyProtocol(windows=3, min_window_s=0.5, idle_s=1.0)
 MEASURE = {"warmup": 1, "min_repeats": 5, "min_duration_s": 0.05}
 
 
@@ -74,7 +76,7 @@ def _measure(server: LiveServer, model: bytes) -> dict:
 def _check_energy(energy: dict, idle_w: float, load_w: float) -> None:
     """Idle, load, total and marginal per inference agree with the written power levels."""
     assert energy["kind"] == "measured" and len(energy["windows"]) == 3
-    assert energy["idle_power_w"] == pytest.approx(idle_w, rel=0.05)
+    assert energy["idle_power_w"] == pytest.approx(idle_w, rel=0.1)
     assert energy["load_power_w"] == pytest.approx(load_w, rel=0.1)
     per_inference_s = sorted(w["duration_s"] / w["inferences"] for w in energy["windows"])[1]
     assert energy["total_per_inference"] == pytest.approx(load_w * per_inference_s * 1000, rel=0.15)

@@ -61,9 +61,21 @@ def check_runs(net, shape: tuple[int, ...], model: str) -> None:
             net.eval()(torch.zeros(*shape))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        own = _own_shape(model)
+        hint = (f"give --input-shape as N,C,H,W; {model}'s own is {','.join(map(str, own))} (leave --input-shape "
+                "out to use it)" if own else "give --input-shape as N,C,H,W, e.g. 1,3,32,32")
         raise EdgepruneError(f"{model} does not run on input shape {','.join(map(str, shape))}: {first}",
-                             hint="give --input-shape as N,C,H,W, e.g. 1,3,32,32 (leave it out for the model's "
-                                  "own)") from exc
+                             hint=hint) from exc
+
+
+def _own_shape(model: str) -> tuple[int, ...] | None:
+    """The input shape ``model`` builds with when none is given, or None when it needs one."""
+    from edgeprune.models import build_model
+
+    try:
+        return tuple(build_model(model)[1])
+    except (EdgepruneError, ValueError, TypeError, RuntimeError):
+        return None
 
 
 def load_model_and_space(model: str, weights: Path | None, input_shape: str | None):

@@ -1,13 +1,17 @@
 """Per-layer bilinear cost regression (ECC), fitted robustly in relative error, with a per-device feature search."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
 from edgeprune.costmodel.features import FeatureSpec, candidate_specs
+from edgeprune.costmodel.nonneg import nonneg_ridge
+
+_SPEC_CACHE: dict[str, tuple[FeatureSpec, dict]] = {}  # samples digest → (spec, report), oldest first
 
 
 def _huber_weights(rel_resid: np.ndarray, k: float) -> np.ndarray:
@@ -20,8 +24,9 @@ def _huber_weights(rel_resid: np.ndarray, k: float) -> np.ndarray:
 class BilinearLayerModel(RegressorMixin, BaseEstimator):
     """cost(c_in, c_out) = a·P(c_in)·P(c_out) + b·P(c_in) + c·P(c_out) + d, per kernel regime.
 
-    Fitted by ridge least squares on relative error (weights 1/y²) with Huber reweighting, because timings have
-    occasional slow outliers and the pruning engine cares about percent, not absolute, error.
+    Fitted by non-negative ridge least squares on relative error (weights 1/y²) with Huber reweighting, because
+    timings have occasional slow outliers and the pruning engine cares about percent, not absolute, error; with
+    every coefficient ≥ 0 a layer never gets cheaper as it gets wider.
     """
 
     def __init__(self, block_in: int = 1, block_out: int = 1, align_in: int = 1, align_out: int = 1,
@@ -47,14 +52,11 @@ class BilinearLayerModel(RegressorMixin, BaseEstimator):
             raise ValueError("costs must be positive to fit in relative error")
         F = self.spec.transform(X)
         weights = 1.0 / y**2
-        # Scale the ridge penalty by the feature magnitudes so it stays a tie-breaker, not a bias.
-        scale = np.maximum(np.abs(F).max(axis=0), 1e-12)
-        ridge = Ridge(alpha=self.alpha, fit_intercept=False)
         for _ in range(max(1, self.n_iter)):
-            ridge.fit(F / scale, y, sample_weight=weights)
-            rel = (ridge.predict(F / scale) - y) / y
-            weights = _huber_weights(rel, self.huber_k) / y**2
-        self.coef_ = ridge.coef_ / scale
+            # Non-negative: the cost never falls as a count grows (the penalty is unit-free, a tie-breaker).
+            coef = nonneg_ridge(F, y, weights, self.alpha)
+            weights = _huber_weights((F @ coef - y) / y, self.huber_k) / y**2
+        self.coef_ = coef
         self.n_features_in_ = 2
         self.n_samples_ = int(len(y))
         return self
@@ -76,18 +78,37 @@ class BilinearLayerModel(RegressorMixin, BaseEstimator):
 
 
 def _cv_errors(spec: FeatureSpec, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Held-out relative errors of a plain weighted least-squares fit (fast enough to search many specs)."""
+    """Held-out relative errors of a non-negative weighted least-squares fit (fast enough to search many specs)."""
     F = spec.transform(X)
     errs = []
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
-        w = 1.0 / y[train]
-        coef = np.linalg.lstsq(F[train] * w[:, None], y[train] * w, rcond=None)[0]
+        coef = nonneg_ridge(F[train], y[train], 1.0 / y[train] ** 2, 1e-6)
         errs.append(np.abs(F[test] @ coef - y[test]) / y[test])
     return np.concatenate(errs)
 
 
+def _digest(samples: dict, *settings) -> str:
+    h = hashlib.sha256(repr(settings).encode())
+    for key in sorted(samples):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(samples[key].X, dtype=float).tobytes())
+        h.update(np.ascontiguousarray(samples[key].y, dtype=float).tobytes())
+    return h.hexdigest()
+
+
 def select_spec(samples: dict, folds: int = 5, seed: int = 0, min_points: int = 12) -> tuple[FeatureSpec, dict]:
-    """The padding/alignment spec with the lowest cross-validated error over all signatures of a device."""
+    """The padding/alignment spec with the lowest cross-validated error over all signatures of a device (a search
+    of seconds: a fit's held-out candidates and its final model reuse the answer for the same samples)."""
+    key = _digest(samples, folds, seed, min_points)
+    if key not in _SPEC_CACHE:
+        if len(_SPEC_CACHE) >= 16:
+            _SPEC_CACHE.pop(next(iter(_SPEC_CACHE)))
+        _SPEC_CACHE[key] = _search_spec(samples, folds, seed, min_points)
+    spec, report = _SPEC_CACHE[key]
+    return spec, dict(report)
+
+
+def _search_spec(samples: dict, folds: int, seed: int, min_points: int) -> tuple[FeatureSpec, dict]:
     usable = [(s.X, s.y) for s in samples.values() if len(s.y) >= min_points]
     if not usable:
         return FeatureSpec(), {"reason": f"no signature has >= {min_points} points; plain bilinear used"}

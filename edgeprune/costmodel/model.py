@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
 from edgeprune.costmodel import persist
 from edgeprune.costmodel.bilinear import BilinearLayerModel, fit_layer_models
 from edgeprune.costmodel.features import FeatureSpec, candidate_specs
+from edgeprune.costmodel.nonneg import cv_alpha, nonneg_ridge
 from edgeprune.models.layer_space import Layer, LayerSignature, LayerSpace
 
 FORMAT = "edgeprune-cost-model"
@@ -21,7 +21,7 @@ FORMAT_VERSION = 1
 
 SOURCES = ("layers", "network", "both")
 NETWORK_FOLDS = 5
-ALPHAS = np.logspace(-6, 3, 19)
+SPEC_ALPHA = 1e-3  # fixed while searching feature specs; the chosen spec's alpha is then cross-validated
 FLOOR_FRACTION = 0.25
 
 
@@ -33,6 +33,8 @@ class CostModel(BaseEstimator):
     ``source="network"``: ECC's way, one linear regression of whole-network costs on every layer's bilinear
     features (coefficients shared by layers of one signature), which sees fusion and runtime overheads.
     ``source="both"``: the layer sum as a prior, corrected by the network regression (ridge-shrunk to it).
+    Every coefficient but the intercept is ≥ 0, so a wider structure is never predicted cheaper (up to the
+    alignment regimes): a pruning search cannot find a structure the fit prices below anything it measured.
     ``spec``: the padding/alignment feature spec; None selects it by cross-validation.
     """
 
@@ -75,8 +77,10 @@ class CostModel(BaseEstimator):
         folds = KFold(min(NETWORK_FOLDS, len(y)), shuffle=True, random_state=0)
         scores = {}
         for spec in candidate_specs():
-            phi = self._features(dims, spec)
-            errs = [np.abs(_quick_ridge(phi[tr], y[tr], phi[te]) - y[te]) / y[te] for tr, te in folds.split(phi)]
+            X = np.hstack([self._features(dims, spec), np.ones((len(y), 1))])
+            free = [X.shape[1] - 1]
+            errs = [np.abs(X[te] @ nonneg_ridge(X[tr], y[tr], 1.0 / y[tr] ** 2, SPEC_ALPHA, free) - y[te]) / y[te]
+                    for tr, te in folds.split(X)]
             scores[spec] = float(np.mean(np.minimum(np.concatenate(errs), 0.5)))
         best = min(scores, key=lambda s: (scores[s], s.n_features, s.block_in + s.block_out))
         return best, {"selected_by": f"{folds.n_splits}-fold cross-validation of the network regression",
@@ -90,13 +94,20 @@ class CostModel(BaseEstimator):
                 self.offset_ = float(np.median(y - self._layer_sum(widths)))
             return
         phi = self._signature_features(widths)
+        ones = np.ones((len(y), 1))
         if self.source == "both":
-            prior = self._layer_sum(widths)[:, None]
-            # The prior column is scaled up so the ridge penalty barely touches it; corrections get shrunk.
-            self.prior_scale_ = 1e3 / max(float(prior.mean()), 1e-12)
-            phi = np.hstack([prior * self.prior_scale_, phi])
-        ridge = _ScaledRidge(phi, y)
-        self.correction_ = {"coef": ridge.coef_.tolist(), "intercept": ridge.intercept_, "alpha": ridge.alpha_}
+            # The layer sum is the prior: its coefficient shrinks towards 1 and the signature features' towards 0,
+            # so with few variants the fit stays the layer sum (plus a fitted offset), never a constant.
+            X = np.hstack([self._layer_sum(widths)[:, None], phi, ones])
+            prior = np.zeros(X.shape[1])
+            prior[0] = 1.0
+            self.prior_scale_ = 1.0
+        else:
+            X, prior = np.hstack([phi, ones]), None
+        free = [X.shape[1] - 1]  # the intercept: any sign, not shrunk
+        alpha = cv_alpha(X, y, free, prior)
+        beta = nonneg_ridge(X, y, 1.0 / y**2, alpha, free, prior)
+        self.correction_ = {"coef": beta[:-1].tolist(), "intercept": float(beta[-1]), "alpha": alpha}
 
     def _dims(self, widths: dict[str, int], removed: Collection[str] = ()) -> list[tuple[str, str, int, int]]:
         return [(name, key, *layer.dims(widths)) for name, key, layer in self.layers_ if name not in removed]
@@ -204,25 +215,3 @@ class CostModel(BaseEstimator):
             return cls.from_dict(d), d
         except (KeyError, TypeError, ValueError) as exc:
             raise persist.CostModelError(f"{path} is incomplete or damaged ({type(exc).__name__}: {exc})") from exc
-
-
-def _quick_ridge(phi: np.ndarray, y: np.ndarray, phi_test: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
-    """Predictions of a relative-error ridge at one fixed alpha, in closed form (fast enough to search specs)."""
-    scale = np.maximum(np.abs(phi).max(axis=0), 1e-12)
-    X = np.hstack([phi / scale, np.ones((len(y), 1))]) / y[:, None]
-    penalty = alpha * np.eye(X.shape[1])
-    penalty[-1, -1] = 0.0  # the intercept is not shrunk
-    coef = np.linalg.solve(X.T @ X + penalty, X.T @ np.ones(len(y)))
-    return np.hstack([phi_test / scale, np.ones((len(phi_test), 1))]) @ coef
-
-
-class _ScaledRidge:
-    """RidgeCV in relative error (weights 1/y²) on max-scaled columns, with coefficients in the original units."""
-
-    def __init__(self, phi: np.ndarray, y: np.ndarray):
-        scale = np.maximum(np.abs(phi).max(axis=0), 1e-12)
-        ridge = RidgeCV(alphas=ALPHAS, fit_intercept=True).fit(phi / scale, y, sample_weight=1.0 / y**2)
-        self.coef_, self.intercept_, self.alpha_ = ridge.coef_ / scale, float(ridge.intercept_), float(ridge.alpha_)
-
-    def predict(self, phi: np.ndarray) -> np.ndarray:
-        return phi @ self.coef_ + self.intercept_

@@ -44,7 +44,7 @@ def read_versioned(path: Path, fmt: str, version: int, what: str, refit: str) ->
     return d
 
 
-def check_device(path: Path, d: dict, fingerprint_id: str | None) -> None:
+def check_device(path: str | Path, d: dict, fingerprint_id: str | None) -> None:
     """CostModelError when the file ``d`` read from ``path`` was fitted on another device than ``fingerprint_id``."""
     fid = (d.get("device") or {}).get("fingerprint_id")
     if fingerprint_id and fid != fingerprint_id:
@@ -52,7 +52,7 @@ def check_device(path: Path, d: dict, fingerprint_id: str | None) -> None:
                              f"not this device ({fingerprint_id}); calibrate and fit on this device")
 
 
-def check_provenance(path: Path, d: dict, architecture_hash: str | None, fingerprint_id: str | None) -> None:
+def check_provenance(path: str | Path, d: dict, architecture_hash: str | None, fingerprint_id: str | None) -> None:
     """CostModelError when ``d`` was fitted for another architecture or on another device (None: not checked)."""
     arch = (d.get("model") or {}).get("architecture_hash")
     if architecture_hash and arch != architecture_hash:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgeprune.data.bundle import DataBundle
+from edgeprune.files import atomic_open
 from edgeprune.train import evaluate
 from edgeprune.progress import SILENT, Progress
 
@@ -20,6 +21,21 @@ from .speed import speed_report
 ENCODED_NAME = "deepcompressed.pt"
 
 
+def _check_settings(prune: float, bits: dict[str, int], epochs: dict[str, int], rates: dict[str, float]) -> None:
+    """ValueError naming the first setting out of its range, before any training."""
+    if not 0 <= prune < 1:
+        raise ValueError(f"--prune must be in [0, 1), got {prune}")
+    for name, value in bits.items():
+        if not 1 <= value <= 16:
+            raise ValueError(f"--{name} must be in 1..16, got {value}")
+    for name, value in epochs.items():
+        if not value >= 0:
+            raise ValueError(f"--{name} must be >= 0, got {value}")
+    for name, value in rates.items():
+        if not value > 0:
+            raise ValueError(f"--{name} must be > 0, got {value}")
+
+
 def deep_compress(model: nn.Module, data: DataBundle, prune: float = 0.9, conv_bits: int = 8, fc_bits: int = 5,
                   epochs: int = 2, centroid_epochs: int = 1, lr: float = 0.05, centroid_lr: float = 1e-4,
                   conv_pos_bits: int = 8, fc_pos_bits: int = 5, input_shape: tuple[int, ...] | None = None,
@@ -27,6 +43,8 @@ def deep_compress(model: nn.Module, data: DataBundle, prune: float = 0.9, conv_b
                   say: Callable[[str], None] = lambda _m: None,
                   reporter: Progress = SILENT) -> tuple[dict, dict]:
     """Run Deep Compression on a copy of `model`; return (summary, encoded dict); save the encoding under `out`."""
+    _check_settings(prune, {"conv-bits": conv_bits, "fc-bits": fc_bits},
+                    {"epochs": epochs, "centroid-epochs": centroid_epochs}, {"lr": lr, "centroid-lr": centroid_lr})
     dense = copy.deepcopy(model).eval()
     net = copy.deepcopy(model)
     acc = {"dense": evaluate(dense, data.val)["accuracy"]}
@@ -56,7 +74,8 @@ def deep_compress(model: nn.Module, data: DataBundle, prune: float = 0.9, conv_b
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         path = Path(out) / ENCODED_NAME
-        torch.save(enc, path)
+        with atomic_open(path) as f:
+            torch.save(enc, f)
         summary["artifact"] = str(path)
         summary["artifact_bytes"] = path.stat().st_size
     return summary, enc

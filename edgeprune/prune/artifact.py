@@ -74,7 +74,8 @@ def read_info(model_dir: str | Path) -> dict:
     """Parse and check channels.json of a compressed-model directory."""
     path = Path(model_dir) / CHANNELS
     if not path.is_file():
-        raise ArtifactError(f"{path} not found; is {model_dir} a directory written by save_compressed?")
+        raise ArtifactError(f"{path} not found: {model_dir} holds no compressed model",
+                            hint="give the --out directory of `edgeprune compress` (or one CompressResult.save wrote)")
     try:
         info = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

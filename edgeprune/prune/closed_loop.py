@@ -42,8 +42,10 @@ def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: C
                       reselect: Reselect, settings: LoopSettings = LoopSettings(),
                       say: Callable[[str], None] = lambda _: None, unit: str = "") -> Corrected:
     """Measure ``result``; while the measurement is over ``budget`` (or far under it), re-select at the predicted
-    target scaled by budget ÷ measured. Returns the widest in-budget selection seen, else the last (cheapest) one."""
+    target scaled by budget ÷ measured, or interpolated once one selection measured under and one over. Returns the
+    widest in-budget selection seen, else the last (cheapest) one."""
     best: Corrected | None = None
+    over: tuple[PruneResult, float] | None = None  # the cheapest selection measured over budget
     rounds: list[dict] = []
     current, current_state, target = result, state, result.predicted_cost
     for r in range(settings.rounds + 1):
@@ -56,25 +58,44 @@ def correct_to_budget(result: PruneResult, state: Any, budget: float, measure: C
         within = measured <= budget
         if within and (best is None or measured > best.measured):
             best = Corrected(current, current_state, measured, True)
+        if not within and (over is None or measured < over[1]):
+            over = (current, measured)
         if within and measured >= settings.slack * budget:
             stopped = f"measured within {settings.slack:g}–1 × budget"
             break
         if r == settings.rounds:
             stopped = f"all {settings.rounds} correction round(s) used (--correction-rounds)"
             break
-        if not within and best is not None:
-            stopped = "a wider selection measured over budget; kept the in-budget one measured before"
-            break
-        target = current.predicted_cost * settings.aim * budget / measured
+        if best is not None and over is not None:
+            # Bracketed: one selection measured under budget, a wider one over. Rescaling either by its own
+            # ratio jumps past the other when the cost model's error differs between them; interpolate instead.
+            target = _between(best.result.predicted_cost, best.measured, over[0].predicted_cost, over[1],
+                              settings.aim * budget)
+        else:
+            target = current.predicted_cost * settings.aim * budget / measured
         chosen = reselect(target, current, current_state)
         if chosen is None:
             stopped = ("the method cannot move that way (netadapt only shrinks after its search; or the cost "
                        "floor was reached)")
             break
-        if chosen[0].widths == current.widths and chosen[0].blocks_removed == current.blocks_removed:
-            stopped = "re-selecting at the corrected target gave the same widths"
+        if any(_same(chosen[0], seen) for seen in (current, best and best.result, over and over[0]) if seen):
+            stopped = ("re-selecting at the corrected target gave a structure already measured"
+                       + ("; kept the widest in-budget one" if best is not None else ""))
             break
         current, current_state = chosen
     final = best or Corrected(current, current_state, measured, False)
     final.rounds, final.stopped = rounds, stopped
     return final
+
+
+def _same(a: PruneResult, b: PruneResult) -> bool:
+    return a.widths == b.widths and a.blocks_removed == b.blocks_removed
+
+
+def _between(p_lo: float, m_lo: float, p_hi: float, m_hi: float, goal: float) -> float:
+    """The predicted-cost target at which the line through (p_lo, m_lo) and (p_hi, m_hi) measures ``goal``, kept
+    inside the bracket's middle 80 % so the next selection differs from both ends."""
+    if m_hi <= m_lo or p_hi <= p_lo:  # the measurements do not order like the predictions: halve the bracket
+        return (p_lo + p_hi) / 2
+    t = min(max((goal - m_lo) / (m_hi - m_lo), 0.1), 0.9)
+    return p_lo + t * (p_hi - p_lo)

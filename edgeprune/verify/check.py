@@ -7,7 +7,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune.measurement import Measurement, NoEnergy
 from edgeprune.prune.budget import UNITS, parse_budget, resolve_budget
-from edgeprune.verify.lookup import Found, find_cost_model
+from edgeprune.verify.lookup import find_cost_model, given_cost_model
 from edgeprune.verify.precision import is_int8
 
 RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert"}
@@ -90,25 +90,27 @@ def budget_value(budget: str | None, metric: str, dense: float | None) -> float 
 def verify(device_name: str, artifact_path: str | Path, budget: str | None = None, metric: str = "latency",
            tolerance: float = 0.03, cost_model_path: str | Path | None = None, threads: int = 1,
            settings: MeasureSettings | None = None, profile: bool = True, cost_model=None) -> dict:
-    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX."""
+    """Measure ``artifact_path`` on the device; measured vs predicted vs budget, and per-layer times for ONNX.
+    ``cost_model``: a (CostModel, provenance) pair to predict with instead of a saved file."""
     # As in compress: a cost model must come from this device (and the artifact's architecture, when known), and
     # the prediction error is taken against the drift-corrected latency when the cost model records its speed.
     from edgeprune.measure.registry import open_device
 
     if metric not in UNITS:
         raise VerifyError(f"unknown metric {metric!r}; choose one of {sorted(UNITS)}")
+    if not tolerance >= 0:
+        raise VerifyError(f"--tolerance must be >= 0 (a share of the budget, e.g. 0.03), got {tolerance}")
     path = Path(artifact_path)
     runtime = runtime_of(path)
     data = path.read_bytes()
     info = model_info(path)
     device = open_device(device_name)
-    found = Found(cost_model, str(cost_model_path) if cost_model_path else None)
-    if cost_model is None:
-        try:
-            found = find_cost_model(info, cost_model_path, device_name, device.info()["fingerprint_id"], runtime,
-                                    threads, metric)
-        except EdgepruneError as exc:
-            raise VerifyError(str(exc)) from exc
+    try:
+        fingerprint_id = device.info()["fingerprint_id"]
+        found = (given_cost_model(*cost_model, info, fingerprint_id) if cost_model is not None else
+                 find_cost_model(info, cost_model_path, device_name, fingerprint_id, runtime, threads, metric))
+    except EdgepruneError as exc:
+        raise VerifyError(str(exc)) from exc
     predicted, dense, layer_pred = predictions(found.model, info)
     int8 = is_int8(data, runtime)
     limit = budget_value(budget, metric, dense)

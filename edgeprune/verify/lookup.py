@@ -54,6 +54,16 @@ def find_cost_model(info: dict | None, path, device: str, fingerprint_id: str, r
     return _by_architecture(arch, device, fingerprint_id, order, threads, metric)
 
 
+def given_cost_model(model: CostModel, meta: dict, info: dict | None, fingerprint_id: str) -> Found:
+    """A cost model given with its provenance, refused (CostModelError) as a file would be: fitted for another
+    device, or for another architecture than the artifact's base model."""
+    from edgeprune.costmodel.persist import check_provenance
+
+    arch = _architecture(info) if info is not None else None
+    check_provenance(meta.get("path", "the given cost model"), meta, arch, fingerprint_id)
+    return Found(model, meta.get("path"), (meta.get("runtime") or {}).get("name"), meta)
+
+
 def _found(path, arch: str | None, fingerprint_id: str) -> Found:
     from edgeprune.costmodel.model import CostModel
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.files import atomic_open
 
 
 class PlottingUnavailable(EdgepruneError):
@@ -43,7 +44,7 @@ def save_histograms(gammas: dict[str, np.ndarray], thresholds: dict[str, float],
         ax.axis("off")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    with atomic_open(path, durable=False) as f:  # a diagnostic picture: no fsync
+        fig.savefig(f, format="png", dpi=90)
     plt.close(fig)
     return path
