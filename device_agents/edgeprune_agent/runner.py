@@ -176,6 +176,10 @@ class JobProcess:
                                    daemon=True)
         try:
             self.process.start()
+        except BaseException:
+            for conn in (self.jobs, self.results, self._keep_alive):
+                conn.close()
+            raise
         finally:
             for conn in (jobs_end, results_end, lifeline):
                 conn.close()
@@ -200,8 +204,8 @@ class JobProcess:
             self.process.close()
 
 
-_next: Optional["Future[JobProcess]"] = None  # the next job's process, started (or starting) ahead of its job
-_next_lock = threading.Lock()
+_next: Optional["Future[Optional[JobProcess]]"] = None  # the next job's process (None: start one), once the
+_next_lock = threading.Lock()                              # last job's process is reaped
 _exiting = False
 
 
@@ -213,28 +217,30 @@ def _release_next() -> None:
         _exiting, future, _next = True, _next, None
     if future is not None:
         try:
-            future.result(30.0).close()
+            ready = future.result(30.0)
         except Exception:  # it never started, or is gone already
-            pass
+            return
+        if ready is not None:
+            ready.close()
 
 
-def _replace(done: Optional[JobProcess]) -> None:
-    """In the background: reap the finished job's process, then start the next job's (one waits at most)."""
+def _replace(done: Optional[JobProcess], start: bool) -> None:
+    """In the background: reap the finished job's process, then have the next job's ready: the one already
+    waiting, or (``start``) a new one. The next job takes it only once the reaping is over, so a dying process
+    never shares the CPU with a measurement."""
     global _next
     with _next_lock:
         if _exiting:  # done was killed already; multiprocessing reaps it at exit
             return
-        if _next is not None:
-            if done is not None:
-                threading.Thread(target=done.close, name="job-reap", daemon=True).start()
-            return
-        _next = future = Future()
+        waiting, _next = _next, Future()
+        future = _next
 
     def work() -> None:
         try:
             if done is not None:
-                done.close()  # gone before its successor starts
-            future.set_result(JobProcess(_get_context()))
+                done.close()
+            ready = waiting.result() if waiting is not None else None
+            future.set_result(JobProcess(_get_context()) if ready is None and start else ready)
         except BaseException as exc:  # the taker starts one itself and meets the error there
             future.set_exception(exc)
 
@@ -242,8 +248,9 @@ def _replace(done: Optional[JobProcess]) -> None:
 
 
 def prestart() -> None:
-    """Start the next job's process now (agents call it at startup; each job starts its successor as it ends)."""
-    _replace(None)
+    """Start the next job's process now, unless one waits already (at agent startup, and where a caller runs
+    jobs with ``start_next=False``: once its answer is out)."""
+    _replace(None, start=True)
 
 
 def _take() -> JobProcess:
@@ -275,12 +282,13 @@ def _crashed(process) -> MeasurementCrashed:
 
 def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: float,
                     sensor: Optional[Dict[str, Any]] = None, cancel: Optional[Cancel] = None,
-                    memory_limit_bytes: Optional[int] = None) -> Dict[str, Any]:
+                    memory_limit_bytes: Optional[int] = None, start_next: bool = True) -> Dict[str, Any]:
     """Run ``measure_model(model_bytes, **params)`` in a child process killed after ``deadline_s`` seconds.
 
     ``sensor``: ``open_sensor`` keyword arguments (plus ``energy_protocol`` as a dict), opened in the child.
     The child was started ahead of the job (by ``prestart`` or as the previous job ended), so process start is off
-    the job's path; it runs this job only, and is killed once it has answered, when the next one starts.
+    the job's path; it runs this job only and is killed once it has answered. ``start_next``: start the next job's
+    process as this one ends; False where the caller calls ``prestart`` itself once its answer is out.
     Job processes fork from a forkserver that has the agent and onnxruntime imported, but multiprocessing still
     re-imports the calling program's ``__main__`` in each of them: keep it light and behind a __main__ guard.
     Raises DeadlineExceeded, JobCancelled, MeasurementCrashed, or the measurement's own error (ModelInvalid,
@@ -288,9 +296,9 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
     """
     if not deadline_s > 0:
         raise ValueError(f"deadline_s must be > 0, got {deadline_s!r}")
+    end = time.monotonic() + deadline_s
     job = _take()
     process, recv = job.process, job.results
-    end = time.monotonic() + deadline_s
     try:
         try:
             job.jobs.send((bytes(model_bytes), dict(params), sensor, memory_limit_bytes))
@@ -318,5 +326,5 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
             if process.sentinel in ready:
                 raise _crashed(process)
     finally:
-        job.kill()  # at once; reaping it and starting the next job's process happen off this job's path
-        _replace(job)
+        job.kill()  # at once; reaping it (and starting the next job's process) happen off this job's path
+        _replace(job, start=start_next)

@@ -13,7 +13,7 @@ import pytest
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
 from agent_testlib import TOKEN, loop_forever_bytes
 from edgeprune_agent.runner import (JOB_PROCESS_NAME, DeadlineExceeded, JobCancelled, MeasurementCrashed, Cancel,
-                                    run_measurement)
+                                    prestart, run_measurement)
 
 FAST = {"warmup": 1, "min_repeats": 5, "min_duration_s": 0.05, "max_duration_s": 0.2}
 
@@ -125,3 +125,18 @@ def test_the_waiting_process_never_outlives_the_agent(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_without_start_next_the_successor_waits_for_prestart(conv_model):
+    me = psutil.Process()
+    run_measurement(conv_model, FAST, 30.0)
+    (used,) = _job_processes(me, 1)
+    assert run_measurement(conv_model, FAST, 30.0, start_next=False)["latency_ms"]["n"] >= 5
+    assert not psutil.wait_procs([used], timeout=10)[1], "the job's process outlived its job"
+    _job_processes(me, 0)  # reaped, and none started after it
+    prestart()
+    (waiting,) = _job_processes(me, 1)
+    prestart()  # one waits already: no second one
+    assert [p.pid for p in _job_processes(me, 1)] == [waiting.pid]
+    assert run_measurement(conv_model, FAST, 30.0)["latency_ms"]["n"] >= 5
+    assert not psutil.wait_procs([waiting], timeout=10)[1], "the waiting process was not the one that ran the job"
