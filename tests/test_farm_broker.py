@@ -3,8 +3,10 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from importlib.resources import files
 
+import psutil
 import pytest
 import redis
 
@@ -16,6 +18,7 @@ from edgeprune.measure.registry import DeviceConfigError, add_farm_device, open_
 from edgeprune.measure.settings import MeasureSettings
 from edgeprune_agent.blobs import BlobCache, BlobMissing, blob_key, get_blob, put_blob
 from edgeprune_agent.farm import TASK_NAME, FarmError, broker_url, make_celery, queue_name, result_key
+from edgeprune_agent.runner import JOB_PROCESS_NAME
 
 
 def test_blobs_are_stored_once_under_their_sha256_with_a_ttl(broker):
@@ -272,3 +275,41 @@ def test_jobs_go_only_to_workers_of_the_chosen_hardware_class(broker, tmp_path):
         assert workers == {"other"}
     finally:
         stop(procs)
+
+
+def _waiting_job_processes(worker: subprocess.Popen, count: int) -> list:
+    """The worker's live job processes, once the same ``count`` of them have stood for 0.2 s."""
+    deadline, last = time.monotonic() + 30, None
+    while True:
+        live = []
+        for proc in psutil.Process(worker.pid).children(recursive=True):
+            try:
+                if proc.name() == JOB_PROCESS_NAME and proc.status() != psutil.STATUS_ZOMBIE:
+                    live.append(proc)
+            except psutil.NoSuchProcess:
+                continue
+        pids = sorted(p.pid for p in live)
+        if len(pids) == count and pids == last:
+            return live
+        assert time.monotonic() < deadline, f"{len(pids)} job processes under the worker, expected {count}"
+        last = pids
+        time.sleep(0.2)
+
+
+def test_a_worker_starts_each_next_job_process_once_the_result_is_stored_and_leaves_none(broker, tmp_path):
+    url, client = broker
+    procs = {"w1": start_worker(url, "w1", tmp_path)}
+    try:
+        wait_for(lambda: beats(client).get("w1"), "w1 to beat", procs, tmp_path)
+        (first,) = _waiting_job_processes(procs["w1"], 1)  # started with the worker
+        add_farm_device("lab", url, beats(client)["w1"]["hardware_class"])
+        device = open_device("lab")
+        device.report = None
+        model = (files("edgeprune_agent") / "data" / "reference_conv32_16x16.onnx").read_bytes()
+        device.measure(model, "onnxruntime", MeasureSettings(warmup=1, min_repeats=3, min_duration_s=0.01))
+        assert not psutil.wait_procs([first], timeout=10)[1], "the job's process outlived its job"
+        (second,) = _waiting_job_processes(procs["w1"], 1)  # the next job's, started after the result
+        assert second.pid != first.pid
+    finally:
+        stop(procs)
+    assert not psutil.wait_procs([second], timeout=10)[1], "a waiting job process outlived its worker"

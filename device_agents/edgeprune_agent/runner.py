@@ -1,12 +1,14 @@
 """Deadline-bound measurement jobs: each runs in a child process that is killed at its deadline or on cancel."""
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any, Dict, Optional
 
@@ -123,14 +125,20 @@ def _die_with_agent(lifeline: Connection) -> None:
     threading.Thread(target=watch, name="agent-lifeline", daemon=True).start()
 
 
-def _child(conn: Connection, lifeline: Connection, model_bytes: bytes, params: Dict[str, Any],
-           sensor: Optional[Dict[str, Any]], memory_limit_bytes: Optional[int]) -> None:
-    """Job process body: measure, send ("ok", result) or ("error", (class name, message)), exit."""
+def _child(jobs: Connection, conn: Connection, lifeline: Connection) -> None:
+    """Job process body: get set up, wait for the one job, measure, send ("ok", result) or ("error", (class name,
+    message)), exit. It never takes a second job: the agent kills it once it has answered."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(os, "setpgrp"):
         os.setpgrp()  # its own group, so the agent can kill it with whatever it started (sensor tools)
     _name_process()
     _die_with_agent(lifeline)
+    try:
+        model_bytes, params, sensor, memory_limit_bytes = jobs.recv()
+    except EOFError:  # the agent let this waiting process go without a job
+        return
+    finally:
+        jobs.close()
     if memory_limit_bytes:
         import resource
 
@@ -157,16 +165,110 @@ def _child(conn: Connection, lifeline: Connection, model_bytes: bytes, params: D
         conn.close()
 
 
-def _stop(process) -> None:
-    """Kill the job process and anything it started (its process group), and reap it."""
-    if process.pid is None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, AttributeError):
-        if process.is_alive():
-            process.kill()
-    process.join(5.0)
+class JobProcess:
+    """A started job process waiting on a pipe for its one job; the agent's ends of its three pipes."""
+
+    def __init__(self, ctx) -> None:
+        jobs_end, self.jobs = ctx.Pipe(duplex=False)
+        self.results, results_end = ctx.Pipe(duplex=False)
+        lifeline, self._keep_alive = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_child, args=(jobs_end, results_end, lifeline), name=JOB_PROCESS_NAME,
+                                   daemon=True)
+        try:
+            self.process.start()
+        except BaseException:
+            for conn in (self.jobs, self.results, self._keep_alive):
+                conn.close()
+            raise
+        finally:
+            for conn in (jobs_end, results_end, lifeline):
+                conn.close()
+
+    def kill(self) -> None:
+        """SIGKILL the process and anything it started (its process group)."""
+        if self.process.pid is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, AttributeError):
+            if self.process.is_alive():
+                self.process.kill()
+
+    def close(self) -> None:
+        """Kill and reap the process, and release the pipes."""
+        self.kill()
+        self.process.join(5.0)
+        for conn in (self.jobs, self.results, self._keep_alive):
+            conn.close()
+        if self.process.exitcode is not None:
+            self.process.close()
+
+
+_next: Optional["Future[Optional[JobProcess]]"] = None  # the next job's process (None: start one), once the
+_next_lock = threading.Lock()                              # last job's process is reaped
+_exiting = False
+
+
+@atexit.register  # before multiprocessing's own exit handler, which would wait for a waiting process forever
+def _release_next() -> None:
+    """At exit: start no more job processes, and end the one waiting (once its start has finished)."""
+    global _next, _exiting
+    with _next_lock:
+        _exiting, future, _next = True, _next, None
+    if future is not None:
+        try:
+            ready = future.result(30.0)
+        except Exception:  # it never started, or is gone already
+            return
+        if ready is not None:
+            ready.close()
+
+
+def _replace(done: Optional[JobProcess], start: bool) -> None:
+    """In the background: reap the finished job's process, then have the next job's ready: the one already
+    waiting, or (``start``) a new one. The next job takes it only once the reaping is over, so a dying process
+    never shares the CPU with a measurement."""
+    global _next
+    with _next_lock:
+        if _exiting:  # done was killed already; multiprocessing reaps it at exit
+            return
+        waiting, _next = _next, Future()
+        future = _next
+
+    def work() -> None:
+        try:
+            if done is not None:
+                done.close()
+            ready = waiting.result() if waiting is not None else None
+            future.set_result(JobProcess(_get_context()) if ready is None and start else ready)
+        except BaseException as exc:  # the taker starts one itself and meets the error there
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="job-prestart", daemon=True).start()
+
+
+def prestart() -> None:
+    """Start the next job's process now, unless one waits already (at agent startup, and where a caller runs
+    jobs with ``start_next=False``: once its answer is out)."""
+    _replace(None, start=True)
+
+
+def _take() -> JobProcess:
+    """The waiting job process, or a new one when none waits (or it failed to start, or died waiting)."""
+    global _next
+    with _next_lock:
+        future, _next = _next, None
+    ready = None
+    if future is not None:
+        try:
+            ready = future.result()
+        except Exception:  # starting it failed: start one here, where the error (if it persists) is raised
+            ready = None
+    if ready is not None and ready.process.is_alive():
+        return ready
+    if ready is not None:
+        ready.close()
+    return JobProcess(_get_context())
 
 
 def _crashed(process) -> MeasurementCrashed:
@@ -180,10 +282,13 @@ def _crashed(process) -> MeasurementCrashed:
 
 def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: float,
                     sensor: Optional[Dict[str, Any]] = None, cancel: Optional[Cancel] = None,
-                    memory_limit_bytes: Optional[int] = None) -> Dict[str, Any]:
+                    memory_limit_bytes: Optional[int] = None, start_next: bool = True) -> Dict[str, Any]:
     """Run ``measure_model(model_bytes, **params)`` in a child process killed after ``deadline_s`` seconds.
 
     ``sensor``: ``open_sensor`` keyword arguments (plus ``energy_protocol`` as a dict), opened in the child.
+    The child was started ahead of the job (by ``prestart`` or as the previous job ended), so process start is off
+    the job's path; it runs this job only and is killed once it has answered. ``start_next``: start the next job's
+    process as this one ends; False where the caller calls ``prestart`` itself once its answer is out.
     Job processes fork from a forkserver that has the agent and onnxruntime imported, but multiprocessing still
     re-imports the calling program's ``__main__`` in each of them: keep it light and behind a __main__ guard.
     Raises DeadlineExceeded, JobCancelled, MeasurementCrashed, or the measurement's own error (ModelInvalid,
@@ -191,16 +296,14 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
     """
     if not deadline_s > 0:
         raise ValueError(f"deadline_s must be > 0, got {deadline_s!r}")
-    ctx = _get_context()
-    recv, send = ctx.Pipe(duplex=False)
-    lifeline, keep_alive = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(send, lifeline, bytes(model_bytes), dict(params), sensor,
-                                               memory_limit_bytes), name=JOB_PROCESS_NAME, daemon=True)
     end = time.monotonic() + deadline_s
+    job = _take()
+    process, recv = job.process, job.results
     try:
-        process.start()
-        send.close()
-        lifeline.close()
+        try:
+            job.jobs.send((bytes(model_bytes), dict(params), sensor, memory_limit_bytes))
+        except OSError:  # it died since it was checked
+            raise _crashed(process) from None
         watch = [recv, process.sentinel] + ([cancel._recv] if cancel is not None else [])
         while True:
             remaining = end - time.monotonic()
@@ -223,8 +326,5 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
             if process.sentinel in ready:
                 raise _crashed(process)
     finally:
-        _stop(process)
-        for conn in (recv, send, lifeline, keep_alive):
-            conn.close()
-        if process.exitcode is not None:
-            process.close()
+        job.kill()  # at once; reaping it (and starting the next job's process) happen off this job's path
+        _replace(job, start=start_next)

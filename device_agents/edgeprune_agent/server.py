@@ -22,7 +22,7 @@ from .fingerprint import device_info
 from .http_errors import ApiError, classify, error_response, install_handlers
 from .jobs import DEFAULT_MAX_QUEUED_BYTES, Job, JobQueueFull, MeasureWorker
 from .measure import check_profile, validate_settings
-from .runner import SETUP_S, energy_overhead_s, job_deadline_s, run_measurement
+from .runner import SETUP_S, energy_overhead_s, job_deadline_s, prestart, run_measurement
 from .runtimes import check_available, known_runtimes
 from .sensors import open_sensor
 
@@ -189,6 +189,7 @@ def create_app(token: str, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, sen
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         worker.start()
+        prestart()  # the first job's process, so it starts no slower than the next
         advertiser = await asyncio.to_thread(_start_advertiser, advertise, sysfs_root, bin_dir,
                                              sensor.name if sensor is not None else None)
         app.state.advertiser = advertiser

@@ -75,7 +75,8 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], ctx: WorkerConte
     from .runner import job_deadline_s, run_measurement as run_with_deadline
 
     deadline = job_deadline_s(params["max_duration_s"], ctx.energy_s)
-    return run_with_deadline(model_bytes, params, deadline, sensor=ctx.sensor_spec)
+    # the next job's process starts once the result is stored (run_worker), not while it is being returned
+    return run_with_deadline(model_bytes, params, deadline, sensor=ctx.sensor_spec, start_next=False)
 
 
 def job_params(runtime: str, settings: Dict[str, Any], profile: bool) -> Dict[str, Any]:
@@ -167,10 +168,11 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
         import celery  # noqa: F401
     except ImportError as exc:
         raise FarmError("the worker needs Celery and redis: pip install 'edgeprune-agent[farm]'") from exc
+    from celery.signals import task_postrun
     from redis.exceptions import RedisError
 
     from .fingerprint import device_info, fingerprint_id
-    from .runner import energy_overhead_s
+    from .runner import energy_overhead_s, prestart
     from .runtimes import check_available, runtime_version
     from .sensors import open_sensor
 
@@ -199,10 +201,13 @@ def run_worker(args: argparse.Namespace, energy_protocol, sensor_options: dict) 
         tag = (self.request.properties or {}).get("delivery_tag")  # kombu's key for the unacked message
         return measure_job(ctx, self.request.id, tag, blob, runtime, settings, profile)
 
+    # after the result is stored and published (before the ack): the next job's process starts off the result's path
+    task_postrun.connect(lambda **_: prestart(), sender=measure, weak=False)
     beats = Heartbeats(ctx, interval_s=args.visibility_timeout / 4)
     ctx.on_change = beats.changed.set
     beats.beat()
     beats.start()
+    prestart()  # the first job's process, so it starts no slower than the next
     print(f"edgeprune-agent worker {name}: hardware class {class_id}, queue {queue_name(class_id)}, "
           f"broker {redacted(url)}", file=sys.stderr, flush=True)
     try:

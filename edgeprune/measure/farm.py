@@ -14,7 +14,6 @@ from edgeprune.measure.settings import MeasureSettings
 from edgeprune.measurement import Measurement
 
 JOB_PREFIX = "edgeprune:farm:job:"
-SENDING_TTL_S = 15  # a host that died between claiming and publishing a job holds it this long
 LOST_AFTER = 3  # one-second checks in a row with nothing queued, running or unacked: a job still unanswered is lost
 
 
@@ -159,22 +158,19 @@ class FarmDevice:
     def _publish_once(self, task_id: str, kwargs: dict, model_bytes: bytes, key: str, claim: str) -> dict | None:
         """Publish the job unless someone already did; returns the result meta when it is already there."""
         kwargs["blob"] = sha = self._blobs.blob_sha(model_bytes)
-        while True:
-            pipe = self._blobs.renew_blob(self._client.pipeline(transaction=False), sha, self._blob_ttl)
-            pipe.set(claim, "sending", nx=True, ex=SENDING_TTL_S).get(claim).get(key)
-            renewed, claimed, state, raw = self._call(pipe.execute)
-            if raw is not None:
-                return json.loads(raw)
-            if claimed and not renewed:  # the model's first job here (or its blob expired): send the bytes once
-                self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
-            if claimed:
-                self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
-                           queue=self._queue)
-                self._call(self._client.set, claim, "sent", ex=self._farm.RESULT_TTL_S)
-                return None
-            if state == b"sent":  # another host or an earlier run of this one sent it: wait for its result
-                return None
-            time.sleep(0.05)  # another host is publishing it now (or died doing so: its claim soon expires)
+        pipe = self._blobs.renew_blob(self._client.pipeline(transaction=False), sha, self._blob_ttl)
+        # claimed as sent before it is: one round trip less per job; a host that dies in between leaves a job that
+        # is nowhere, which a waiting host's idle checks find (LOST_AFTER) and publish again
+        pipe.set(claim, "sent", nx=True, ex=self._farm.RESULT_TTL_S).get(key)
+        renewed, claimed, raw = self._call(pipe.execute)
+        if raw is not None:
+            return json.loads(raw)
+        if claimed and not renewed:  # the model's first job here (or its blob expired): send the bytes once
+            self._call(self._blobs.put_blob, self._client, model_bytes, self._blob_ttl)
+        if claimed:  # the reprs are for Celery's logs only: skip walking the kwargs for them
+            self._call(self._publisher.send_task, self._farm.TASK_NAME, kwargs=kwargs, task_id=task_id,
+                       queue=self._queue, argsrepr="()", kwargsrepr=f"{{blob: {sha[:12]}}}")
+        return None  # sent now, or by another host or an earlier run of this one: wait for its result
 
     def _forget(self, task_id: str) -> None:
         self._call(self._client.delete, JOB_PREFIX + task_id, self._farm.result_key(task_id))
@@ -212,12 +208,12 @@ class FarmDevice:
         """Progress line (workers alive, queued / running / done) when it changed, at most every report_every_s."""
         now = time.monotonic()
         with self._lock:
-            if now - self._last_report < self._report_every:
+            if self.report is None or now - self._last_report < self._report_every:  # no one to tell: no status
                 return
             self._last_report = now
         s = self.status()
         line = (f"farm {self.name}: {s['workers_alive']} worker(s) alive · queued {s['queued']} · "
                 f"running {s['running']} · done {s['done']}")
-        if self.report and line != self._last_line:
+        if line != self._last_line:
             self._last_line = line
             self.report(line)
