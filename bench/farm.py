@@ -1,8 +1,8 @@
 """Benchmark: the Celery/Redis device farm on loopback against the HTTP fleet, with a kill, a late join, two hosts.
 
 Usage: python bench/farm.py [--model demo_cnn] [--points 12] [--throughput-points 40] [--overhead-jobs 40]
-                           [--min-duration 0.05]
-Prints a summary and writes bench/results/farm.json. Needs redis-server (apt-get install -y redis-server) and
+                           [--min-duration 0.05] [--name farm]
+Prints a summary and writes bench/results/NAME.json. Needs redis-server (apt-get install -y redis-server) and
 edgeprune-agent[farm]. Everything runs on this machine: a real redis-server, real worker and agent processes, all
 inheriting this process's CPU affinity (recorded in the JSON; e.g. `taskset -c 1` puts every process on one core).
 """
@@ -273,6 +273,7 @@ def main() -> None:
     ap.add_argument("--throughput-points", type=int, default=40, help="layer points per signature, per run")
     ap.add_argument("--overhead-jobs", type=int, default=40)
     ap.add_argument("--min-duration", type=float, default=0.05)
+    ap.add_argument("--name", default="farm", help="results file stem under bench/results/")
     args = ap.parse_args()
     settings = MeasureSettings(warmup=1, min_repeats=3, min_duration_s=args.min_duration, max_duration_s=5.0)
     with tempfile.TemporaryDirectory() as d:
@@ -320,7 +321,7 @@ def main() -> None:
                       "broker_path": spaced["farm_broker_path_share_of_50ms"] < 0.05,
                       "two_hosts": hosts["hosts_completed"] == 2 and hosts["points_measured_twice"] == 0}}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "farm.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "throughput"} | {"throughput": {
         k: v for k, v in tput.items() if k != "runs"}}, indent=2))
 
