@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -166,3 +168,26 @@ def make_tls_cert(directory: Path, name: str = "agent") -> tuple:
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def serve_agent_process(tmp_path: Path) -> tuple:
+    """A real `edgeprune-agent serve` process on a free loopback port, once it answers /v1/health: (process, url)."""
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
+                             str(token), "--sensor", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            if time.monotonic() > end or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError("agent did not start") from None
+            time.sleep(0.05)

@@ -1,17 +1,13 @@
 """Job processes started ahead of their job: each runs one job only, and deadline, cancel and crashes still hold."""
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
-import httpx
 import psutil
 import pytest
 
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
-from agent_testlib import TOKEN, loop_forever_bytes
+from agent_testlib import loop_forever_bytes, serve_agent_process
 from edgeprune_agent.runner import (JOB_PROCESS_NAME, DeadlineExceeded, JobCancelled, MeasurementCrashed, Cancel,
                                     prestart, run_measurement)
 
@@ -101,23 +97,8 @@ def test_a_waiting_process_that_died_is_replaced(conv_model):
 
 
 def test_the_waiting_process_never_outlives_the_agent(tmp_path):
-    token = tmp_path / "token"
-    token.write_text(TOKEN)
-    token.chmod(0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
-                             str(token), "--sensor", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, _ = serve_agent_process(tmp_path)
     try:
-        end = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < end and proc.poll() is None, "agent did not start"
-                time.sleep(0.05)
         (waiting,) = _job_processes(psutil.Process(proc.pid), 1)  # started with the agent, before any job
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

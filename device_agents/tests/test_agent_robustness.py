@@ -1,8 +1,6 @@
 """One request cannot take the agent down: bounded settings, deadlines, cancellation, byte caps, body timeouts."""
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -11,7 +9,7 @@ import psutil
 import pytest
 
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
-from agent_testlib import TOKEN, LiveServer, conv_relu_bytes, loop_forever_bytes
+from agent_testlib import TOKEN, LiveServer, conv_relu_bytes, loop_forever_bytes, serve_agent_process
 from edgeprune_agent.measure import MAX_DURATION_S, MAX_WARMUP, max_threads
 from edgeprune_agent.runner import JOB_PROCESS_NAME, DeadlineExceeded, JobCancelled, run_measurement
 
@@ -151,23 +149,7 @@ def test_runner_reports_deadline_and_cancel(conv_model):
 
 def _agent_running_a_hanging_job(tmp_path):
     """A real `edgeprune-agent serve` process whose job process is stuck in a never-ending graph."""
-    token = tmp_path / "token"
-    token.write_text(TOKEN)
-    token.chmod(0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "edgeprune_agent", "serve", "--port", str(port), "--token-file",
-                             str(token), "--sensor", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            assert time.monotonic() < end and proc.poll() is None, "agent did not start"
-            time.sleep(0.05)
+    proc, url = serve_agent_process(tmp_path)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
         job = client.post("/v1/measure", params={**FAST, "wait": "false", "max_duration_s": 300},
                           content=loop_forever_bytes(), headers=OCTET).json()
