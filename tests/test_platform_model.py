@@ -185,3 +185,22 @@ def test_layer_breakdown_prices_each_weight():
     assert costs == pytest.approx({name: theta * numel[name] for name in costs}, rel=1e-9)
     half = {g.name: g.width // 2 for g in space.prunable_groups}
     assert cm.predict([half])[0] < 0.5 * cm.predict([{}])[0]  # weights shrink with both widths of a layer
+
+
+def test_plain_and_nchwc_layouts_share_one_mac_cost():
+    # the two layouts of a conv kind move together in the training families; fitted apart they swap cost between
+    # draws, so the model prices a MAC of a kind the same whichever layout runs it
+    rng = np.random.default_rng(0)
+    feats = []
+    for _ in range(60):
+        plain, nchwc, k1 = rng.uniform(0, 4e6), rng.uniform(1e6, 8e6), rng.uniform(1e6, 8e6)
+        feats.append({"conv_k3s1_plain.macs": plain, "conv_k3s1_nchwc.macs": nchwc, "conv_k1s1_nchwc.macs": k1,
+                      "conv_k3s1_plain.count": 2.0, "conv_k3s1_nchwc.count": 6.0, "nodes": 12.0})
+    y = [0.05 + 3e-8 * (f["conv_k3s1_plain.macs"] + f["conv_k3s1_nchwc.macs"]) + 1e-8 * f["conv_k1s1_nchwc.macs"]
+         for f in feats]
+    model = PlatformCostModel("none").fit(feats, y)
+    terms = model.terms()
+    assert terms["conv_k3s1_plain.macs"] == terms["conv_k3s1_nchwc.macs"] == pytest.approx(3e-8, rel=0.05)
+    assert terms["conv_k1s1_nchwc.macs"] == pytest.approx(1e-8, rel=0.05)
+    assert np.allclose(model.predict(feats), y, rtol=0.02)
+    assert np.array_equal(model.conv_terms("conv_k3s1_plain")[:1], model.conv_terms("conv_k3s1_nchwc")[:1])

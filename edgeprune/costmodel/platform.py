@@ -1,6 +1,8 @@
 """A cross-architecture "platform model": per-op-kind cost terms of the graph the runtime runs, fitted robustly."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
@@ -15,6 +17,10 @@ IRLS_STEPS = 6
 WEIGHT_FLOOR = 0.1  # networks cheaper than this share of the median weigh as if they cost that much
 FOLDS = 5
 CAP = 0.5  # CV scores cap each error at 50 %: one wild miss must not decide
+# Per-kind node counts are shrunk this much harder than other terms: per-node overhead is mostly shared, and
+# free per-kind counts swapped cost between training draws (5-fold CV on 200 networks, seeds 0-3: docs/benchmarks.md).
+COUNT_PULL = 3.0
+TIED = re.compile(r"conv_(\w+)_(?:plain|nchwc)\.macs$")  # one MAC cost per conv kind, whichever layout runs it
 
 
 def _huber(rel: np.ndarray) -> np.ndarray:
@@ -24,14 +30,13 @@ def _huber(rel: np.ndarray) -> np.ndarray:
 
 
 def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = True,
-                    free: tuple[int, ...] = ()) -> np.ndarray:
-    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α‖θ‖² on max-scaled columns (Huber-reweighted);
-    the columns in ``free`` are not shrunk."""
+                    penalty: np.ndarray | None = None) -> np.ndarray:
+    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α‖diag(penalty)·θ‖² on max-scaled columns
+    (Huber-reweighted); ``penalty`` multiplies each column's shrinkage (0: not shrunk; default 1 for all)."""
     scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
     denom = np.maximum(y, WEIGHT_FLOOR * np.median(y))
     A, b = X / scale / denom[:, None], y / denom
-    pen = np.sqrt(alpha * len(y)) * np.eye(X.shape[1])
-    pen[list(free), list(free)] = 0.0
+    pen = np.sqrt(alpha * len(y)) * np.diag(np.ones(X.shape[1]) if penalty is None else penalty)
     w = np.ones(len(y))
     for _ in range(IRLS_STEPS if huber else 1):
         sw = np.sqrt(w)[:, None]
@@ -41,22 +46,41 @@ def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = Tr
     return theta / scale
 
 
+def _parameter(column: str) -> str:
+    """The fitted parameter a column's coefficient comes from (both layouts of a conv kind's MACs share one)."""
+    m = TIED.match(column)
+    return f"{m.group(1)}.macs" if m else column
+
+
 class PlatformCostModel(BaseEstimator):
     """cost = Σ_kinds θ_kind · features(kind) + θ_0, θ ≥ 0, optionally × exp(gradient-boosted residual).
 
     Features come from the runtime-optimised graph (``graph_features``): per op kind its work (MACs or elements),
     bytes in/out for convolutions (ECC's bilinear form) and node counts, the network's weight elements (read once
-    per inference), plus one intercept (per-call overhead).
+    per inference), plus one intercept (per-call overhead). The plain and NCHWc layouts of a conv kind share one
+    MAC coefficient; ``coef_`` holds one coefficient per column all the same (tied columns repeat it).
     """
 
     def __init__(self, residual: str = "auto", seed: int = 0):
         self.residual = residual  # "auto" (chosen by cross-validation), "none" or "hgb"
         self.seed = seed
 
-    def _free(self) -> tuple[int, ...]:
-        """The shared per-node and per-call overheads go unshrunk, so an op kind never seen in training still
-        pays the per-node cost (the penalty pushes kind-specific terms to explain only what is left)."""
-        return tuple(i for i, c in enumerate(self.columns_) if c == "nodes") + (len(self.columns_),)
+    def _design(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T, penalty): the fitted parameters θ give one coefficient per column as T·θ (tied columns share a
+        parameter); the shared per-node and per-call overheads go unshrunk, so an op kind never seen in training
+        still pays the per-node cost, and per-kind counts are shrunk COUNT_PULL times harder."""
+        names = [_parameter(c) for c in self.columns_ + ["intercept"]]
+        slot = {name: j for j, name in enumerate(dict.fromkeys(names))}
+        T = np.zeros((len(names), len(slot)))
+        T[np.arange(len(names)), [slot[name] for name in names]] = 1.0
+        penalty = np.array([0.0 if name in ("nodes", "intercept") else COUNT_PULL if name.endswith(".count") else 1.0
+                            for name in slot])
+        return T, penalty
+
+    def _fit_linear(self, X: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+        """One coefficient per column (and the intercept), the tied ones fitted as one."""
+        T, penalty = self._design()
+        return T @ nn_relative_fit(X @ T, y, alpha, penalty=penalty)
 
     def _matrix(self, feats: list[dict]) -> np.ndarray:
         return np.array([[f.get(c, 0.0) for c in self.columns_] + [1.0] for f in feats], dtype=float)
@@ -73,7 +97,7 @@ class PlatformCostModel(BaseEstimator):
         folds = self._folds(X, groups)
         scores = {a: self._cv(X, y, folds, a, None) for a in ALPHAS}
         self.alpha_ = min(scores, key=lambda a: (scores[a], -a))
-        self.coef_ = nn_relative_fit(X, y, self.alpha_, free=self._free())
+        self.coef_ = self._fit_linear(X, y, self.alpha_)
         self.floor_ = 0.25 * float(y.min())
         report = {"alpha": self.alpha_, "cv_error_linear": scores[self.alpha_], "cv_folds": self._fold_text,
                   "n_networks": int(len(y)), "n_columns": len(self.columns_) + 1}
@@ -99,7 +123,7 @@ class PlatformCostModel(BaseEstimator):
     def _cv(self, X, y, folds, alpha: float, booster_seed: int | None) -> float:
         errs = []
         for tr, te in folds:
-            theta = nn_relative_fit(X[tr], y[tr], alpha, free=self._free())
+            theta = self._fit_linear(X[tr], y[tr], alpha)
             pred = X[te] @ theta
             if booster_seed is not None:
                 pred = ResidualBooster(booster_seed).fit(X[tr], y[tr], X[tr] @ theta).apply(X[te], pred)
