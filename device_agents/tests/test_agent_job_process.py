@@ -8,6 +8,7 @@ import pytest
 
 from agent_fixtures import conv_model  # noqa: F401 (fixtures)
 from agent_testlib import loop_forever_bytes, serve_agent_process
+from edgeprune_agent import runner
 from edgeprune_agent.runner import (JOB_PROCESS_NAME, DeadlineExceeded, JobCancelled, MeasurementCrashed, Cancel,
                                     prestart, run_measurement)
 
@@ -93,6 +94,11 @@ def test_a_waiting_process_that_died_is_replaced(conv_model):
     (waiting,) = _job_processes(me, 1)
     waiting.kill()
     psutil.wait_procs([waiting], timeout=10)
+    # the forkserver reports a child's exit a moment after reaping it: wait until the agent's handle sees it
+    ready = runner._next.result(30.0)
+    end = time.monotonic() + 10
+    while ready.process.is_alive() and time.monotonic() < end:
+        time.sleep(0.01)
     assert run_measurement(conv_model, FAST, 30.0)["latency_ms"]["n"] >= 5
 
 
