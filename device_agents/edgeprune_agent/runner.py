@@ -34,6 +34,10 @@ class MeasurementCrashed(AgentError):
     """The job's process died without a result (a runtime crash, or killed for memory)."""
 
 
+class _DiedWaiting(MeasurementCrashed):
+    """The job's process died before it took the job (killed while waiting): the job can run in a fresh one."""
+
+
 class MeasurementFailed(AgentError):
     """The measurement raised an unexpected error inside the job process."""
 
@@ -139,6 +143,7 @@ def _child(jobs: Connection, conn: Connection, lifeline: Connection) -> None:
         return
     finally:
         jobs.close()
+    conn.send(("taken", None))  # from here a death is this job's crash, not a waiting process lost
     if memory_limit_bytes:
         import resource
 
@@ -271,11 +276,13 @@ def _take() -> JobProcess:
     return JobProcess(_get_context())
 
 
-def _crashed(process) -> MeasurementCrashed:
+def _crashed(process, taken: bool = True) -> MeasurementCrashed:
     """The error for a job process that ended without sending a result."""
     process.join(5.0)
     code = process.exitcode
     how = f"signal {-code} ({signal.Signals(-code).name})" if code and code < 0 else f"exit code {code}"
+    if not taken:
+        return _DiedWaiting(f"the job process died ({how}) before it took the job")
     return MeasurementCrashed(f"the job process died without a result ({how}): the runtime crashed or ran out "
                               "of memory on this model")
 
@@ -287,8 +294,9 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
 
     ``sensor``: ``open_sensor`` keyword arguments (plus ``energy_protocol`` as a dict), opened in the child.
     The child was started ahead of the job (by ``prestart`` or as the previous job ended), so process start is off
-    the job's path; it runs this job only and is killed once it has answered. ``start_next``: start the next job's
-    process as this one ends; False where the caller calls ``prestart`` itself once its answer is out.
+    the job's path; it runs this job only and is killed once it has answered. A waiting process that died before
+    it took the job is replaced once, within the same deadline. ``start_next``: start the next job's process as
+    this one ends; False where the caller calls ``prestart`` itself once its answer is out.
     Job processes fork from a forkserver that has the agent and onnxruntime imported, but multiprocessing still
     re-imports the calling program's ``__main__`` in each of them: keep it light and behind a __main__ guard.
     Raises DeadlineExceeded, JobCancelled, MeasurementCrashed, or the measurement's own error (ModelInvalid,
@@ -297,34 +305,54 @@ def run_measurement(model_bytes: bytes, params: Dict[str, Any], deadline_s: floa
     if not deadline_s > 0:
         raise ValueError(f"deadline_s must be > 0, got {deadline_s!r}")
     end = time.monotonic() + deadline_s
-    job = _take()
-    process, recv = job.process, job.results
+    message = (bytes(model_bytes), dict(params), sensor, memory_limit_bytes)
     try:
-        try:
-            job.jobs.send((bytes(model_bytes), dict(params), sensor, memory_limit_bytes))
-        except OSError:  # it died since it was checked
-            raise _crashed(process) from None
-        watch = [recv, process.sentinel] + ([cancel._recv] if cancel is not None else [])
-        while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                raise DeadlineExceeded(f"deadline exceeded: the job ran past its {deadline_s:g} s deadline and "
-                                       "was stopped (a hanging or very slow graph; lower the model's cost or "
-                                       "raise max_duration_s)")
-            ready = wait(watch, remaining)
-            if cancel is not None and cancel.is_set:
-                raise JobCancelled("cancelled: the job was cancelled and its process stopped")
-            if recv in ready:
-                try:
-                    status, payload = recv.recv()
-                except EOFError:
-                    raise _crashed(process) from None
-                if status == "ok":
-                    return payload
-                name, message = payload
-                raise _REBUILD.get(name, MeasurementFailed)(message)
-            if process.sentinel in ready:
-                raise _crashed(process)
+        return _run_in_next_process(message, end, deadline_s, cancel, start_next)
+    except _DiedWaiting:  # killed as it waited for this job: once more, in a fresh process
+        return _run_in_next_process(message, end, deadline_s, cancel, start_next)
+
+
+def _run_in_next_process(message: tuple, end: float, deadline_s: float, cancel: Optional[Cancel],
+                         start_next: bool) -> Dict[str, Any]:
+    """Run the job in the waiting process (or a new one); kill it once it has answered."""
+    job = _take()
+    try:
+        return _await_result(job, message, end, deadline_s, cancel)
     finally:
         job.kill()  # at once; reaping it (and starting the next job's process) happen off this job's path
         _replace(job, start=start_next)
+
+
+def _await_result(job: JobProcess, message: tuple, end: float, deadline_s: float,
+                  cancel: Optional[Cancel]) -> Dict[str, Any]:
+    """Send the job to its process and wait for its answer, the deadline, a cancel or the process's death."""
+    process, recv = job.process, job.results
+    try:
+        job.jobs.send(message)
+    except OSError:  # it died since it was checked
+        raise _crashed(process, taken=False) from None
+    taken = False
+    watch = [recv, process.sentinel] + ([cancel._recv] if cancel is not None else [])
+    while True:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"deadline exceeded: the job ran past its {deadline_s:g} s deadline and "
+                                   "was stopped (a hanging or very slow graph; lower the model's cost or "
+                                   "raise max_duration_s)")
+        ready = wait(watch, remaining)
+        if cancel is not None and cancel.is_set:
+            raise JobCancelled("cancelled: the job was cancelled and its process stopped")
+        if recv in ready:
+            try:
+                status, payload = recv.recv()
+            except EOFError:
+                raise _crashed(process, taken) from None
+            if status == "taken":
+                taken = True
+                continue
+            if status == "ok":
+                return payload
+            name, message = payload
+            raise _REBUILD.get(name, MeasurementFailed)(message)
+        if process.sentinel in ready:
+            raise _crashed(process, taken)
