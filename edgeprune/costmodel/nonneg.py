@@ -16,9 +16,9 @@ ALPHAS = np.logspace(-6, 3, 19)
 
 
 def nonneg_ridge(X: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float, free: Sequence[int] = (),
-                 prior: np.ndarray | None = None) -> np.ndarray:
-    """argmin Σ wᵢ(Xβ − y)ᵢ² + α Σⱼ (sⱼβⱼ − sⱼpriorⱼ)² over β ≥ 0, except the ``free`` columns (any sign, not
-    shrunk); sⱼ is column j's largest magnitude, so α is unit-free."""
+                 prior: np.ndarray | None = None, penalty: np.ndarray | None = None) -> np.ndarray:
+    """argmin Σ wᵢ(Xβ − y)ᵢ² + α Σⱼ pⱼ²(sⱼβⱼ − sⱼpriorⱼ)² over β ≥ 0, except the ``free`` columns (any sign, not
+    shrunk); sⱼ is column j's largest magnitude, so α is unit-free; pⱼ is ``penalty`` (default 1 for all)."""
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     n, k = X.shape
     scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
@@ -29,10 +29,11 @@ def nonneg_ridge(X: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float
     Xs = X / scale
     # A free column enters twice, as +x and −x, both non-negative: their difference takes any sign.
     design = np.hstack([Xs, -Xs[:, free]]) * root_w
-    penalty = np.zeros((len(shrunk), design.shape[1]))
-    penalty[np.arange(len(shrunk)), shrunk] = np.sqrt(alpha)
-    b = np.concatenate([y * root_w[:, 0], np.sqrt(alpha) * (prior * scale)[shrunk]])
-    solution = nnls(np.vstack([design, penalty]), b, maxiter=50 * design.shape[1])[0]
+    strength = np.sqrt(alpha) * (np.ones(k) if penalty is None else np.asarray(penalty, dtype=float))[shrunk]
+    rows = np.zeros((len(shrunk), design.shape[1]))
+    rows[np.arange(len(shrunk)), shrunk] = strength
+    b = np.concatenate([y * root_w[:, 0], strength * (prior * scale)[shrunk]])
+    solution = nnls(np.vstack([design, rows]), b, maxiter=50 * design.shape[1])[0]
     beta = solution[:k].copy()
     beta[free] -= solution[k:]
     return beta / scale

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from edgeprune.costmodel.nonneg import nonneg_ridge
 from edgeprune.costmodel.residual import ResidualBooster
 
 ALPHAS = tuple(float(a) for a in np.logspace(-7, -1, 7))
@@ -31,19 +31,14 @@ def _huber(rel: np.ndarray) -> np.ndarray:
 
 def nn_relative_fit(X: np.ndarray, y: np.ndarray, alpha: float, huber: bool = True,
                     penalty: np.ndarray | None = None) -> np.ndarray:
-    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α‖diag(penalty)·θ‖² on max-scaled columns
+    """θ ≥ 0 minimising Σ w·((Xθ − y)/max(y, floor))² + α·n‖diag(penalty)·θ‖² on max-scaled columns
     (Huber-reweighted); ``penalty`` multiplies each column's shrinkage (0: not shrunk; default 1 for all)."""
-    scale = np.maximum(np.abs(X).max(axis=0), 1e-12)
     denom = np.maximum(y, WEIGHT_FLOOR * np.median(y))
-    A, b = X / scale / denom[:, None], y / denom
-    pen = np.sqrt(alpha * len(y)) * np.diag(np.ones(X.shape[1]) if penalty is None else penalty)
     w = np.ones(len(y))
     for _ in range(IRLS_STEPS if huber else 1):
-        sw = np.sqrt(w)[:, None]
-        theta = nnls(np.vstack([A * sw, pen]), np.concatenate([b * sw[:, 0], np.zeros(X.shape[1])]),
-                     maxiter=50 * X.shape[1])[0]
-        w = _huber((A @ theta - b) / np.maximum(b, 1e-12))
-    return theta / scale
+        theta = nonneg_ridge(X, y, w / denom ** 2, alpha * len(y), penalty=penalty)
+        w = _huber((X @ theta - y) / np.maximum(y, 1e-12 * denom))
+    return theta
 
 
 def _parameter(column: str) -> str:
