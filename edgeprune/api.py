@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 from torch import nn
 
-from edgeprune.pipeline import CompressConfig, check_config, run
+from edgeprune.compress_config import CompressConfig, check_config
+from edgeprune.pipeline import run
 from edgeprune.costmodel.dataset import Selection
 from edgeprune.costmodel.fit import FitError, fit_from_table
 from edgeprune.costmodel.store import default_model_path

@@ -4,11 +4,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 
+from edgeprune.compress_config import ADMM_SHARE, CompressConfig, check_config, tune_settings
 from edgeprune.costmodel.dataset import METRIC_UNITS, Selection
 from edgeprune.costmodel.fit import fit_from_table
 from edgeprune.costmodel.store import default_model_path, find_file, find_model_file
@@ -22,6 +23,7 @@ from edgeprune.models.layer_space import architecture_hash, build_layer_space
 from edgeprune.measure.calibrate import calibrate
 from edgeprune.measure.registry import open_device
 from edgeprune.measure.settings import MeasureSettings
+from edgeprune.measure.steady import measure_beside_dense
 from edgeprune.measurement import Measurement
 from edgeprune.models import build_model
 from edgeprune.outcomes import accuracy_warnings, budget_warnings
@@ -29,14 +31,13 @@ from edgeprune.progress import SILENT, Progress, point_reporter
 from edgeprune.paths import default_table
 from edgeprune.phase_time import estimate_phases, say_estimates, timed
 from edgeprune.prune.artifact import save_compressed
-from edgeprune.prune.budget import check_budget, parse_budget, resolve_budget
-from edgeprune.prune.closed_loop import LoopSettings, correct_to_budget
+from edgeprune.prune.budget import parse_budget, resolve_budget
+from edgeprune.prune.closed_loop import correct_to_budget
 from edgeprune.prune.floor import joint_hint, reselect_above_floor
-from edgeprune.prune.importance import CRITERIA, DEFAULT_BATCHES
-from edgeprune.prune.methods import Context, get as get_method
+from edgeprune.prune.methods import Context
 from edgeprune.structure.blocks import apply_pruning, block_layers
 from edgeprune.structure.physical import min_widths
-from edgeprune.prune.schedule import check_schedule, prune_on_schedule
+from edgeprune.prune.schedule import prune_on_schedule
 from edgeprune.selection_store import config_digest, load_selection, save_selection
 from edgeprune.tables.store import LatencyTable
 from edgeprune.train import fine_tune, recalibrate_bn
@@ -45,44 +46,7 @@ from edgeprune.train.objective import score
 # A first compress calibrates on the spot: 0.15 s per point (not calibrate's 0.3 s) halves that wait (ResNet-20 here:
 # 116 -> 65 s) at a noise CV of ~1.5 % on dense repeats; the closed loop measures the selection anyway.
 ON_DEMAND_MIN_DURATION_S = 0.15
-ADMM_SHARE = 0.2  # default ADMM budget: this share of the fine-tuning epochs (so ADMM stays a minor phase)
 Say = Callable[[str], None]
-
-
-@dataclass
-class CompressConfig:
-    """Everything `edgeprune compress` takes."""
-
-    model: str = "demo_cnn"
-    weights: str | None = None
-    data: str = "digits"
-    device: str = "local"
-    metric: str = "latency"
-    budget: str = "0.5"
-    method: str = "ecc"
-    epochs: int = 3
-    out: str = "compressed"
-    round_to: int | None = None
-    distill: bool | None = None  # None: distil from the dense model whenever dense weights were given
-    runtime: str = "onnxruntime"
-    threads: int = 1
-    # compress calibrates only when no cost model exists: a quick one (the closed loop measures anyway);
-    # `edgeprune calibrate` takes more points for a more accurate model
-    points: int = 20  # calibration points per signature
-    network_variants: int = 20
-    lr: float = 0.01
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    warmup_epochs: float | None = None  # None: a tenth of the epochs, at most one
-    data_limit: int | None = None
-    admm_epochs: float | None = None  # ecc's ADMM / halp's between-step training budget; None: ADMM_SHARE × epochs
-    settings: Any = None  # the method's own settings dataclass (prune.methods); None: its defaults
-    criterion: str | None = None  # channel ranking (CRITERIA); None: l1, or ECC's ADMM norms for one-shot ecc
-    criterion_batches: int = DEFAULT_BATCHES  # training batches the data-driven criteria (taylor, apoz) look at
-    schedule: str = "oneshot"  # SCHEDULES: reach the method's widths at once, or over schedule_steps prune-tune steps
-    schedule_steps: int = 3
-    closed_loop: LoopSettings = field(default_factory=LoopSettings)  # measure, rescale the budget, re-select
-    cost_model: str = "device"  # "platform": price widths with the device's platform model (fit --platform)
 
 
 def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=None, reporter: Progress = SILENT):
@@ -137,6 +101,22 @@ def _measure(device, onnx: bytes, cfg: CompressConfig) -> Measurement:
     return measured
 
 
+def _against_budget(device, onnx: bytes, dense_onnx: bytes, cfg: CompressConfig, budget, ref_ms) -> tuple:
+    """(the cost to compare with the budget, the model's measurement, the dense one measured beside it or None, how
+    it was measured): for a budget relative to dense, the ratio to dense measured alongside × the dense cost it was
+    priced at (load slows both alike); else the drift-corrected measurement."""
+    if budget.relative:
+        p = measure_beside_dense(lambda: _measure(device, onnx, cfg), lambda: _measure(device, dense_onnx, cfg),
+                                 cfg.metric, ref_ms, budget.dense_cost)
+        how = (f"{p.ratio:.3f} × dense measured alongside, median of {p.pairs} pair(s)"
+               + (" (the device is busy: dense measured off its calibrated cost)" if p.busy else ""))
+        return p.ratio * budget.dense_cost, p.model, p.dense, how
+    m = _measure(device, onnx, cfg)
+    corrected = m.drift_corrected(cfg.metric, ref_ms)
+    return m.comparable(cfg.metric, ref_ms), m, None, ("" if corrected is None
+                                                       else f"drift-corrected, raw {m.value(cfg.metric):.4g}")
+
+
 def _view(m: Measurement, cfg: CompressConfig, reference_ms: float | None) -> dict:
     """A measurement as the summary reports it; drift-corrected at the cost model's typical machine speed."""
     return {"value": m.value(cfg.metric), "source": m.source(cfg.metric, cfg.device),
@@ -150,27 +130,13 @@ def _summary(model, space, widths, acc, removed=()) -> dict:
             "macs": int(network_macs(space, widths, removed))}
 
 
-def _criterion(cfg: CompressConfig, method) -> str:
-    """The channel criterion of this run; a method may insist on its own (one-shot ecc: its ADMM group norms)."""
-    if cfg.criterion is not None and cfg.criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {cfg.criterion!r}")
-    check_schedule(cfg.schedule, cfg.schedule_steps)
-    return method.criterion(cfg.criterion, cfg.schedule)
-
-
-def _tune_settings(cfg: CompressConfig) -> dict:
-    """fine_tune's keyword arguments for this run (besides the teacher): lr, weight decay and warm-up."""
-    warmup = cfg.warmup_epochs if cfg.warmup_epochs is not None else min(1.0, 0.1 * cfg.epochs)
-    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "warmup_epochs": warmup}
-
-
 def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, teacher, criterion: str,
                      say: Say, reporter: Progress) -> tuple:
     """(pruned fine-tuned model, dense kept indices, per-step records): ``pruned`` (the selection with channels
     removed and BN re-estimated) fine-tuned (oneshot), or ``work`` pruned to the method's widths over the
     schedule's steps."""
     out = Path(cfg.out)
-    tune = {**_tune_settings(cfg), "teacher": teacher, "reporter": reporter}
+    tune = {**tune_settings(cfg), "teacher": teacher, "reporter": reporter}
     if cfg.schedule == "oneshot":
         step = {"step": 1, "widths": dict(result.widths), "epochs": cfg.epochs,
                 "accuracy_before_fine_tune": score(pruned, data.val, data.eval_fn)["accuracy"], "accuracy": None}
@@ -187,7 +153,7 @@ def _remove_and_tune(cfg: CompressConfig, work, pruned, space, result, data, tea
     return sched.model, sched.kept, sched.history
 
 
-def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, shape,
+def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta, budget, shape, dense_onnx: bytes,
                         timings: dict):
     """The method's selection, corrected on the device by the closed loop; returns (the selected model with channels
     removed and BatchNorm re-estimated, the loop's outcome)."""
@@ -211,14 +177,13 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
         candidate = state if state is not None else apply_pruning(work, space, selected.kept, selected.blocks_removed)
         recalibrate_bn(candidate, data.train)
         removed[id(selected)] = candidate
-        measured = _measure(device, to_onnx_bytes(candidate, shape), cfg)
-        source["label"] = measured.source(cfg.metric, cfg.device)
-        # Decide on the latency at the calibration's machine speed (the reference ratio), the frame the budget and the
-        # predictions are in: a busy moment then neither widens nor shrinks the model.
-        raw.append(measured.value(cfg.metric))
-        if measured.drift_corrected(cfg.metric, ref_ms) is not None:
-            source["label"] += f"; drift-corrected, raw {raw[-1]:.4g}"
-        return measured.comparable(cfg.metric, ref_ms)
+        # Decide in the frame the budget and the predictions are in: beside dense for a relative budget, else at
+        # the calibration's machine speed; a busy moment then neither widens nor shrinks the model.
+        value, measured, _, how = _against_budget(device, to_onnx_bytes(candidate, shape), dense_onnx, cfg, budget,
+                                                  ref_ms)
+        source["label"] = measured.source(cfg.metric, cfg.device) + (f"; {how}" if how else "")
+        raw.append((measured.value(cfg.metric), how))
+        return value
 
     with timed(timings, "closed_loop"):
         reporter.start(phase, total)
@@ -226,8 +191,8 @@ def _select_and_correct(cfg: CompressConfig, method, ctx: Context, device, meta,
                                  cfg.closed_loop, say=lambda line: ctx.say(f"{line}, {source['label']}"),
                                  unit=budget.unit)
         reporter.finish()
-    for record, value in zip(loop.rounds, raw):
-        record["measured_raw"] = value
+    for record, (value, how) in zip(loop.rounds, raw):
+        record["measured_raw"], record["measured_how"] = value, how
     return removed[id(loop.result)], loop
 
 
@@ -240,34 +205,6 @@ def _over_budget_reason(over_corrected: float | None, loop, budget: float) -> st
         return (f"the same structure measured {loop.measured / budget:.2f} × budget before fine-tuning, so the "
                 "difference is this device's measurement noise")
     return f"the closed loop could not bring it under: {loop.stopped}"
-
-
-def _check_numbers(cfg: CompressConfig) -> None:
-    """ValueError naming the option of the first numeric setting out of its range."""
-    at_least = {"epochs": (cfg.epochs, 0), "batch_size": (cfg.batch_size, 1), "weight_decay": (cfg.weight_decay, 0),
-                "points": (cfg.points, 1), "network_variants": (cfg.network_variants, 0), "threads": (cfg.threads, 1),
-                "criterion_batches": (cfg.criterion_batches, 1), "round_to": (cfg.round_to, 1),
-                "warmup_epochs": (cfg.warmup_epochs, 0), "data_limit": (cfg.data_limit, 1)}
-    for name, (value, low) in at_least.items():
-        if value is not None and not value >= low:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
-    for name, value in (("lr", cfg.lr), ("admm_epochs", cfg.admm_epochs)):
-        if value is not None and not value > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-
-
-def check_config(cfg: CompressConfig):
-    """The method of ``cfg`` and the channel criterion of the run, after checking every setting and the budget's
-    unit: before any data is loaded or anything calibrated."""
-    method = get_method(cfg.method)
-    if cfg.settings is not None and not isinstance(cfg.settings, method.settings):
-        raise ValueError(f"method {cfg.method} takes settings of type {method.settings.__name__}, got "
-                         f"{type(cfg.settings).__name__}")
-    if cfg.cost_model not in ("device", "platform"):
-        raise ValueError(f"--cost-model must be device or platform, got {cfg.cost_model!r}")
-    _check_numbers(cfg)
-    check_budget(cfg.budget, cfg.metric)
-    return method, _criterion(cfg, method)
 
 
 @dataclass
@@ -334,7 +271,8 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         say(f"resuming: the selection saved in {out / 'selection'} by an earlier run with the same settings")
     else:
         with joint_hint(method.name, net):
-            selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape, timings)
+            selected, loop = _select_and_correct(cfg, method, ctx, device, meta, budget, shape,
+                                                 to_onnx_bytes(net, shape), timings)
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
@@ -355,21 +293,22 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         reporter.finish()
     ref_ms = meta.get("reference_ms")
     with timed(timings, "final_measurement"):
-        reporter.start("final measurement (compressed + dense)", 2)
-        final = _measure(device, onnx_path.read_bytes(), cfg)
-        reporter.advance()
-        measured, dense_measured = _view(final, cfg, ref_ms), _view(_measure(device, dense_onnx.read_bytes(), cfg),
-                                                                    cfg, ref_ms)
+        reporter.start("final measurement (compressed + dense)", 1)
+        decided, final, dense_m, how = _against_budget(device, onnx_path.read_bytes(), dense_onnx.read_bytes(), cfg,
+                                                       budget, ref_ms)
+        dense_m = dense_m or _measure(device, dense_onnx.read_bytes(), cfg)
         reporter.advance()
         reporter.finish()
-    over = measured["value"] / budget.value
+    measured, dense_measured = _view(final, cfg, ref_ms), _view(dense_m, cfg, ref_ms)
+    over = (decided if budget.relative else measured["value"]) / budget.value
     corrected = measured["drift_corrected"]
     over_corrected = corrected / budget.value if corrected is not None else None
-    warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(
-        over_corrected if over_corrected is not None else over, loop.stopped, cfg.metric)
+    judged = over if budget.relative or over_corrected is None else over_corrected
+    warnings = accuracy_warnings(dense_acc, comp_acc, data.num_classes) + budget_warnings(judged, loop.stopped,
+                                                                                           cfg.metric)
     if over > 1:
         warnings.append(f"measured {cfg.metric} is {over:.2f} × budget: OVER budget "
-                        f"({_over_budget_reason(over_corrected, loop, budget.value)})")
+                        f"({_over_budget_reason(None if budget.relative else over_corrected, loop, budget.value)})")
     summary = {
         "model": cfg.model, "method": cfg.method, "metric": cfg.metric, "unit": METRIC_UNITS[cfg.metric],
         "criterion": criterion, "schedule": {"name": cfg.schedule, "steps": len(steps), "history": steps},
@@ -381,14 +320,14 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         "accuracy_change": comp_acc - dense_acc, "accuracy_split": f"validation split of {data.name}",
         "num_classes": data.num_classes, "warnings": warnings,
         "predicted_cost": result.predicted_cost, "measured_cost": measured["value"],
-        "measured_over_budget": over, "within_budget_measured": measured["value"] <= budget.value,
+        "measured_over_budget": over, "within_budget_measured": over <= 1, "measured_how": how,
         "cost_source": measured["source"], "predicted_by": cm_path,
         "measured_cost_drift_corrected": corrected, "measured_over_budget_drift_corrected": over_corrected,
         "closed_loop": {"rounds": loop.rounds, "within_budget": loop.within_budget,
                         "measured_before_fine_tune": loop.measured, "stopped": loop.stopped},
         "prediction_error": final.prediction_error(result.predicted_cost, cfg.metric, ref_ms),
         "measurements": {"compressed": measured, "dense": dense_measured},
-        "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **_tune_settings(cfg),
+        "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **tune_settings(cfg),
                      "batch_size": cfg.batch_size,
                      "pruning_epochs": prune_epochs if method.phase else None},
         "settings": dataclasses.asdict(cfg.settings),

@@ -11,7 +11,7 @@ from rich.table import Table
 from edgeprune.cli.common import JsonOpt, ModelOpt
 from edgeprune.cli.output import Output, RichProgress
 from edgeprune.files import atomic_open
-from edgeprune.pipeline import ADMM_SHARE, CompressConfig
+from edgeprune.compress_config import ADMM_SHARE, CompressConfig
 from edgeprune.prune.closed_loop import LoopSettings
 from edgeprune.prune.importance import CRITERIA
 from edgeprune.prune.methods import methods, options, settings_from_options
@@ -113,9 +113,11 @@ def print_summary(o: Output, s: dict) -> None:
                 f"{s['measured_cost_drift_corrected']:.4g} {u} — compare this one with the prediction")
     for r in s["closed_loop"]["rounds"]:
         o.print(f"closed loop, before fine-tuning, round {r['round']}: predicted {r['predicted']:.4g} {u}, measured "
-                f"{r['measured']:.4g} {u} ({r['measured_over_budget']:.3f} × budget) — {s['cost_source']}")
+                f"{r['measured']:.4g} {u} ({r['measured_over_budget']:.3f} × budget) — {s['cost_source']}"
+                + (f"; {r['measured_how']}" if r.get("measured_how") else ""))
     verdict = "within" if s["within_budget_measured"] else "[red]OVER[/]"
-    o.print(f"measured cost is {verdict} the budget; prediction error {s['prediction_error']:+.1%}; ONNX parity "
+    how = f": {s['measured_how']}" if s.get("measured_how") else ""
+    o.print(f"measured cost is {verdict} the budget ({s['measured_over_budget']:.3f} × budget{how}); prediction error {s['prediction_error']:+.1%}; ONNX parity "
             f"max |diff| {s['parity']['max_abs_diff']:.1e}, top-1 agreement {s['parity']['top1_agreement']:.0%}")
     if "blocks_removed" in s:
         split = s["saving_split"]["predicted"]

@@ -45,6 +45,7 @@ class ResolvedBudget:
     dense_cost: float
     floor_cost: float
     nothing_to_prune: bool  # the dense model already meets the budget
+    relative: bool = False  # given as a fraction of dense: measured as a ratio to the dense model alongside
 
     def __float__(self) -> float:
         return self.value
@@ -102,7 +103,7 @@ def resolve_budget(budget: Budget | str, metric: str, dense_cost: float, floor_c
     value = budget.value * dense_cost if budget.relative else budget.value * table[budget.unit.lower()]
     if value < min(floor_cost, dense_cost):  # the dense model always meets a budget at or above its own cost
         raise InfeasibleBudget(_infeasible(f"budget {budget} = {value:.4g} {unit}", floor_cost, dense_cost, unit))
-    return ResolvedBudget(value, unit, float(dense_cost), float(floor_cost), value >= dense_cost)
+    return ResolvedBudget(value, unit, float(dense_cost), float(floor_cost), value >= dense_cost, budget.relative)
 
 
 def _infeasible(what: str, floor_cost: float, dense_cost: float, unit: str) -> str:
