@@ -94,8 +94,11 @@ def ensure_cost_model(cfg: CompressConfig, device, net, space, say: Say, given=N
     return fit.model, fit.provenance, str(path)
 
 
-def _measure(device, onnx: bytes, cfg: CompressConfig) -> Measurement:
-    measured = device.measure(onnx, cfg.runtime, MeasureSettings(threads=cfg.threads))
+def _measure(device, onnx: bytes, cfg: CompressConfig, min_duration_s: float | None = None) -> Measurement:
+    settings = MeasureSettings(threads=cfg.threads)
+    if min_duration_s is not None and cfg.metric == "latency":
+        settings = dataclasses.replace(settings, min_duration_s=min_duration_s)
+    measured = device.measure(onnx, cfg.runtime, settings)
     if cfg.metric == "energy" and measured.energy is None:
         raise ValueError(f"device {cfg.device!r} returned no energy; use --metric latency")
     return measured
@@ -106,10 +109,14 @@ def _against_budget(device, onnx: bytes, dense_onnx: bytes, cfg: CompressConfig,
     it was measured): for a budget relative to dense, the ratio to dense measured alongside × the dense cost it was
     priced at (load slows both alike); else the drift-corrected measurement."""
     if budget.relative:
-        p = measure_beside_dense(lambda: _measure(device, onnx, cfg), lambda: _measure(device, dense_onnx, cfg),
-                                 cfg.metric, ref_ms, budget.dense_cost)
+        def once(model: bytes):  # shorter runs: the median over pairs steadies the figure more than their length
+            return lambda: _measure(device, model, cfg, ON_DEMAND_MIN_DURATION_S)
+
+        p = measure_beside_dense(once(onnx), once(dense_onnx),
+                                 cfg.metric, ref_ms, budget.dense_cost, pairs=cfg.closed_loop.pairs)
         how = (f"{p.ratio:.3f} × dense measured alongside, median of {p.pairs} pair(s)"
-               + (" (the device is busy: dense measured off its calibrated cost)" if p.busy else ""))
+               + (" (dense measured >15 % off its calibrated cost: the device is loaded differently)"
+                  if p.busy else ""))
         return p.ratio * budget.dense_cost, p.model, p.dense, how
     m = _measure(device, onnx, cfg)
     corrected = m.drift_corrected(cfg.metric, ref_ms)

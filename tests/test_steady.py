@@ -14,10 +14,13 @@ def _sequence(values):
     return lambda: _m(next(it))
 
 
-def test_a_quiet_device_takes_one_pair():
+def test_a_quiet_device_takes_the_pairs_asked_for():
     p = measure_beside_dense(_sequence([0.5]), _sequence([1.02]), "latency", None, expected_dense=1.0)
     assert p.pairs == 1 and not p.busy and p.ratio == pytest.approx(0.5 / 1.02)
     assert p.model.latency.median == 0.5 and p.dense.latency.median == 1.02
+    p = measure_beside_dense(_sequence([0.5, 0.7, 0.52]), _sequence([1.0, 1.0, 1.04]), "latency", None,
+                             expected_dense=1.0, pairs=3)
+    assert p.pairs == 3 and not p.busy and p.ratio == pytest.approx(0.5)
 
 
 def test_a_busy_device_takes_the_median_of_several_pairs():

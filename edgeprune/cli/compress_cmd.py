@@ -76,6 +76,10 @@ def compress_command(model: str = ModelOpt,
                                                            "fine-tuning; while over budget (or under 0.97×), rescale "
                                                            "the budget by measured ÷ predicted and re-select, at most "
                                                            "N times (0: measure only)."),
+                     measure_pairs: int = typer.Option(LoopSettings.pairs, "--measure-pairs", min=1,
+                                                       help="A budget relative to dense is judged on the median of "
+                                                       "N (model, dense) measurements taken alternately (5 when "
+                                                       "the device is busier than at calibration)."),
                      cost_model: str = typer.Option("device", "--cost-model", help="device (this architecture's "
                                                     "fitted model) or platform (the device's platform model)."),
                      as_json: bool = JsonOpt, **method_options):
@@ -88,7 +92,7 @@ def compress_command(model: str = ModelOpt,
         budget=budget, method=method, epochs=epochs, out=str(out), round_to=round_to, distill=distill,
         data_limit=data_limit, criterion=criterion, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
         warmup_epochs=warmup_epochs, admm_epochs=admm_epochs, schedule=schedule, schedule_steps=schedule_steps,
-        closed_loop=LoopSettings(rounds=correction_rounds), cost_model=cost_model,
+        closed_loop=LoopSettings(rounds=correction_rounds, pairs=measure_pairs), cost_model=cost_model,
         settings=settings_from_options(method, method_options), say=o.log, progress=RichProgress(o.console))
     o.emit(result.summary)
     print_summary(o, result.summary)

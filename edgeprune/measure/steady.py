@@ -8,8 +8,8 @@ from edgeprune.measurement import Measurement
 
 # Here, beside a training core, ResNet-20 ran 2x slower while the fixed reference workload did not slow at all, so
 # the drift correction cannot remove that load; a ratio to the dense model measured alongside does (both slow alike).
-# One 0.3 s pair then still varies ~10-18 % (CV): the median of five pairs is taken when the dense measurement
-# strays from its expected cost by more than BUSY (a quiet device pays for one dense measurement per decision).
+# One 0.3 s pair then still varies 9-19 % (CV), the median of five 4-6 %. Five are taken when the first dense
+# measurement strays from its expected cost by more than BUSY (the device is loaded differently than at calibration).
 BUSY = 0.15
 BUSY_PAIRS = 5
 
@@ -27,17 +27,16 @@ class Paired:
 
 def measure_beside_dense(measure_model: Callable[[], Measurement], measure_dense: Callable[[], Measurement],
                          metric: str, reference_scale_ms: float | None, expected_dense: float,
-                         pairs: int = BUSY_PAIRS, busy: float = BUSY) -> Paired:
-    """One (model, dense) pair, or ``pairs`` pairs when the first dense measurement (drift-corrected where possible)
-    is more than ``busy`` away from ``expected_dense``; the pair with the median model ÷ dense ratio."""
+                         pairs: int = 1, busy: float = BUSY, busy_pairs: int = BUSY_PAIRS) -> Paired:
+    """``pairs`` (model, dense) pairs, or ``busy_pairs`` when the first dense measurement (drift-corrected where
+    possible) is more than ``busy`` away from ``expected_dense``; the pair with the median model ÷ dense ratio."""
     def pair() -> tuple[float, Measurement, Measurement]:
         m, d = measure_model(), measure_dense()
         return m.value(metric) / d.value(metric), m, d
 
     taken = [pair()]
     strays = abs(taken[0][2].comparable(metric, reference_scale_ms) / expected_dense - 1) > busy
-    if strays:
-        taken += [pair() for _ in range(pairs - 1)]
+    taken += [pair() for _ in range(max(pairs, busy_pairs if strays else 1) - 1)]
     ratio, model, dense = sorted(taken, key=lambda t: t[0])[len(taken) // 2]
     return Paired(ratio, model, dense, len(taken), strays)
 

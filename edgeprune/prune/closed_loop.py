@@ -15,15 +15,18 @@ Reselect = Callable[[float, PruneResult, Any], "tuple[PruneResult, Any] | None"]
 @dataclass(frozen=True)
 class LoopSettings:
     """How hard the loop tries: ``rounds`` re-selections at most, aiming at ``aim`` × budget measured, and
-    re-selecting a wider model when the measurement is below ``slack`` × budget."""
+    re-selecting a wider model when the measurement is below ``slack`` × budget; a budget relative to dense is
+    judged on the median of ``pairs`` (model, dense) measurements (more on a busy device)."""
 
     rounds: int = 3
     aim: float = 0.99  # the measurement's own run-to-run noise is ~1 %: aim a little under the budget
     slack: float = 0.97
+    pairs: int = 3
 
     def __post_init__(self):
-        if self.rounds < 0 or not 0 < self.slack <= self.aim <= 1:
-            raise ValueError(f"invalid closed-loop settings {self}: need rounds >= 0 and 0 < slack <= aim <= 1")
+        if self.rounds < 0 or self.pairs < 1 or not 0 < self.slack <= self.aim <= 1:
+            raise ValueError(f"invalid closed-loop settings {self}: need rounds >= 0, pairs >= 1 and "
+                             "0 < slack <= aim <= 1")
 
 
 @dataclass
