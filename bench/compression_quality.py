@@ -56,8 +56,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--min-keep", type=float, default=None,
-                    help="ecc, halp and netadapt keep at least this share of every channel group (default: theirs, "
-                    "0.2; at 0.2 their floor on ResNet-20 is ~37 %% of dense, above a 0.3 budget)")
+                    help="ecc, halp, netadapt and global keep at least this share of every channel group (default: "
+                    "theirs, 0.2; at 0.2 their floor on ResNet-20 is ~37 %% of dense, above a 0.3 budget)")
     ap.add_argument("--update", action="store_true", help="re-run the named methods' cells even if finished")
     ap.add_argument("--carry", action="store_true", help="copy unfinished cells' checkpoints and selections to "
                     "bench/results/carry/MODE (to commit: the work folder is not kept across machines), then exit")
@@ -209,7 +209,7 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
     t0 = time.perf_counter()
     base = {"model": name, "budget": frac, "method": method, "epochs": epochs}
     settings = None
-    if min_keep is not None and method in ("ecc", "halp", "netadapt"):
+    if min_keep is not None and method in ("ecc", "halp", "netadapt", "global"):
         settings = get_method(method).settings(min_keep=min_keep)
         base["min_keep"] = min_keep
     try:

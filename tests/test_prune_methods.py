@@ -118,6 +118,22 @@ def test_global_removes_the_weakest_normalised_channels(trained):
     assert final["step"] == "result" and final["macs"] < final["dense_macs"]
 
 
+def test_global_keeps_min_keep_of_every_group_and_names_it_when_that_floor_is_above_the_budget(trained):
+    model, space = trained
+    cost_fn = macs_cost(space)
+    dense = space.dense_widths()
+    budget = 0.25 * cost_fn({})
+    free = prune_global(model, space, cost_fn, budget)
+    deepest = min(w / dense[g] for g, w in free.widths.items())
+    min_keep = deepest + 0.03  # binds on the group the ranking cut deepest (its floor still fits the budget)
+    kept = prune_global(model, space, cost_fn, budget, min_keep=min_keep)
+    check_result(kept, space, cost_fn, budget)
+    assert all(w >= math.ceil(min_keep * dense[g] - 1e-9) for g, w in kept.widths.items())
+    assert kept.widths != free.widths
+    with pytest.raises(InfeasibleBudget, match="min-keep"):
+        prune_global(model, space, cost_fn, 0.1 * cost_fn({}), min_keep=0.4)
+
+
 @pytest.mark.parametrize("prune", [prune_uniform, prune_global])
 def test_round_to_8(trained, prune):
     model, space = trained

@@ -8,7 +8,7 @@ from edgeprune.costmodel.macs import network_macs
 from edgeprune.models.layer_space import LayerSpace
 from edgeprune.prune.budget import check_reachable
 from edgeprune.prune.importance import DEFAULT_BATCHES, channel_importance, keep_top
-from edgeprune.structure.physical import round_widths
+from edgeprune.structure.physical import keep_floor, round_widths
 from edgeprune.prune.result import CostFn, PruneResult
 
 
@@ -31,19 +31,21 @@ def global_order(scores: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
 
 def prune_global(model: nn.Module, space: LayerSpace, cost_fn: CostFn, budget_abs: float,
                  round_to: int | None = None, criterion: str = "l1", data=None,
-                 criterion_batches: int = DEFAULT_BATCHES) -> PruneResult:
-    """Remove the globally weakest channels by ``criterion`` (scores divided by their group's mean); how many is
-    bisected so the predicted cost is ≤ ``budget_abs``. ``data`` feeds the data-driven criteria."""
+                 criterion_batches: int = DEFAULT_BATCHES, min_keep: float = 0.0) -> PruneResult:
+    """Remove the globally weakest channels by ``criterion`` (scores divided by their group's mean), no group below
+    ``min_keep`` of its channels; how many is bisected so the predicted cost is ≤ ``budget_abs``. ``data`` feeds the
+    data-driven criteria."""
     dense = space.dense_widths()
-    dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to)
+    dense_cost, floor_cost = check_reachable(cost_fn, space, budget_abs, round_to, min_keep=min_keep)
     importance = channel_importance(model, space, criterion, data, criterion_batches)
     names, owner = global_order(normalised_scores(importance))
     dense_arr = np.array([dense[n] for n in names])
+    floor_arr = np.array([keep_floor(dense[n], min_keep) for n in names])
     history = []
 
     def widths_at(n_removed: int) -> dict[str, int]:
         removed = np.bincount(owner[:n_removed], minlength=len(names))
-        raw = {n: int(max(1, w - r)) for n, w, r in zip(names, dense_arr, removed)}
+        raw = {n: int(max(f, w - r)) for n, w, f, r in zip(names, dense_arr, floor_arr, removed)}
         return round_widths(raw, round_to, dense, space.divisors())
 
     def feasible(n_removed: int) -> bool:
