@@ -105,6 +105,23 @@ def test_cost_model_prediction_relative_budget_and_layer_breakdown(artifact, tmp
     assert rows[OTHER]["predicted"] is None
 
 
+def test_a_relative_budget_is_judged_beside_compress_dense_model(artifact, tmp_path):
+    """With compress's dense.onnx beside the artifact, a relative budget is judged on the ratio measured alongside."""
+    import shutil
+
+    path, cm, prov = artifact
+    cm_path = cm.save(tmp_path / "cm.json", prov)
+    d = tmp_path / "out"
+    shutil.copytree(path.parent, d)
+    big, shape = build_model("demo_cnn", widths=(64, 128, 256))  # twice as wide: costs more than the artifact
+    export_onnx(big, shape, d / "dense.onnx")
+    r = verify("local", d / "model.onnx", "0.95", "latency", cost_model_path=cm_path, settings=FAST, tolerance=0)
+    b = r["beside_dense"]
+    assert b["pairs"] >= 3 and 0 < b["ratio"] < 0.95 and b["dense_measured"] > r["measured"]
+    assert r["within_budget"] is True  # though the cost model prices the artifact at its full dense cost
+    assert verify("local", path, "0.95", "latency", cost_model_path=cm_path, settings=FAST)["beside_dense"] is None
+
+
 def test_cli_exit_code_and_json(artifact):
     path = artifact[0]
     ok = CliRunner().invoke(app, ["verify", str(path), "--budget", "10s", "--json"])

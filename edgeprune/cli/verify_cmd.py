@@ -44,7 +44,10 @@ def print_report(o: Output, r: dict) -> None:
         o.warn(w)
     if r["budget"] is not None:
         verdict = "within" if r["within_budget"] else "[red]OVER[/]"
-        o.print(f"{verdict} the budget {r['budget']:.4g} {u} (tolerance {r['tolerance']:.0%})")
+        b = r.get("beside_dense")
+        how = (f": {b['ratio']:.3f} × dense measured alongside (median of {b['pairs']} pairs), budget "
+               f"{r['budget_given']} × dense" if b else "")
+        o.print(f"{verdict} the budget {r['budget']:.4g} {u} (tolerance {r['tolerance']:.0%}){how}")
     if r["layers"]:
         t = Table("layer", "measured ms (ORT profiler)", f"predicted {u} (cost model)")
         for row in r["layers"]:
