@@ -78,11 +78,12 @@ def test_cli_option_values_reach_the_methods_settings_and_are_never_dropped():
     assert (halp.steps, halp.min_keep) == (2, 0.3)
     assert settings_from_options("ecc", {"min_keep": 0.4}).min_keep == 0.4
     assert settings_from_options("netadapt", {"min_keep": 0.1}).min_keep == 0.1
+    assert settings_from_options("global", {"min_keep": 0.15}).min_keep == 0.15
     assert settings_from_options("joint", {"max_blocks": 0}).max_blocks == 0
     with pytest.raises(ValueError, match="--halp-steps applies to halp, not to --method ecc"):
         settings_from_options("ecc", {"halp_steps": 2})
     shared = {o.flag: o for o in options()}["--min-keep"]
-    assert {m for m, _ in shared.fields} == {"ecc", "halp", "netadapt"}
+    assert {m for m, _ in shared.fields} == {"ecc", "halp", "netadapt", "global"}
 
 
 def test_cli_rejects_an_option_of_another_method_before_any_work():
