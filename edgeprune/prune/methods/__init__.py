@@ -101,7 +101,7 @@ class RankedBaseline(PruningMethod):
 
     def select(self, ctx, settings, budget):
         return type(self).prune(ctx.model, ctx.space, ctx.cost, budget, round_to=ctx.round_to, data=ctx.data,
-                                **ctx.ranking()), None
+                                **ctx.ranking(), **dataclasses.asdict(settings)), None
 
     def reselect(self, ctx, settings, target, current, state):
         return self.select(ctx, settings, target)

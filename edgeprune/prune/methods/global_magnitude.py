@@ -26,8 +26,4 @@ class Global(RankedBaseline):
     name = "global"
     help = "network-wide weakest channels first"
     settings = GlobalSettings
-    prune = staticmethod(prune_global)
-
-    def select(self, ctx, settings, budget):
-        return prune_global(ctx.model, ctx.space, ctx.cost, budget, round_to=ctx.round_to, data=ctx.data,
-                            min_keep=settings.min_keep, **ctx.ranking()), None
+    prune = staticmethod(prune_global)  # its settings' fields (min_keep) go to it as keywords
