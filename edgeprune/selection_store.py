@@ -17,8 +17,9 @@ SELECTION = "selection"
 
 def config_digest(cfg, identity: str = "") -> str:
     """A digest of everything in a compress config that shapes the selection (fine-tuning settings included), and
-    of ``identity`` (the inputs given as objects rather than specs)."""
-    text = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str) + identity
+    of ``identity`` (the inputs given as objects rather than specs); not of ``out``, so a moved folder resumes."""
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
+    text = json.dumps(fields, sort_keys=True, default=str) + identity
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -95,3 +95,12 @@ def test_halp_compresses_within_the_predicted_budget(workspace):
     assert s["method"] == "halp" and s["training"]["distilled"] is True
     assert s["closed_loop"]["rounds"][0]["predicted"] <= s["budget_abs"] + 1e-12
     assert s["compressed"]["macs"] < s["dense"]["macs"]
+
+
+def test_selection_digest_ignores_where_the_output_folder_is():
+    from edgeprune.compress_config import CompressConfig
+    from edgeprune.selection_store import config_digest
+
+    here, moved = CompressConfig(out="/a/run"), CompressConfig(out="/b/elsewhere")
+    assert config_digest(here) == config_digest(moved)  # a moved run folder resumes its selection
+    assert config_digest(here) != config_digest(CompressConfig(out="/a/run", lr=0.02))
