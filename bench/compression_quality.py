@@ -2,7 +2,8 @@
 
 Usage: python bench/compression_quality.py --medium [--models resnet20] [--budgets 0.5,0.3]
        [--methods dense-ft,ecc,halp,netadapt,uniform,global,tp,joint] [--epochs N] [--train-limit N] [--update]
-Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs; a GPU).
+Modes: --quick (10k images, 1 epoch), --medium (50k, 15 epochs, ResNet-20), --full (ResNet-56, 100 epochs, batch 512;
+a GPU: bench/full_on_gpu.sh runs its cells side by side). EDGEPRUNE_BENCH_DATA names another data folder.
 Every cell (model, budget, method) is saved as soon as it finishes; a re-run skips finished cells (``--update``
 re-runs the named methods). Needs ../shared/data; skips cleanly without it.
 Writes bench/results/compression_quality-MODE.json and .png. Several processes (one per core) may run at once: each
@@ -27,7 +28,7 @@ from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.prune.methods import get as get_method
 from edgeprune.costmodel.macs import network_macs
 from edgeprune.data import load_data
-from edgeprune.formats import to_onnx_bytes
+from edgeprune.formats import on_cpu, to_onnx_bytes
 from edgeprune.measure.registry import open_device
 from edgeprune.models import build_model
 from edgeprune.models.layer_space import build_layer_space
@@ -35,14 +36,14 @@ from edgeprune.train import evaluate, fine_tune, recalibrate_bn
 
 from tp_baseline import measured_ms, prune_to_measured_budget, ratio_to_dense
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ.get("EDGEPRUNE_BENCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 RESULTS = Path(__file__).parent / "results"
 WEIGHTS = {"resnet20": "resnet20-12fca82f.th", "resnet56": "resnet56-4bfd9763.th"}
-MODES = {"quick": {"epochs": 1, "train_limit": 10000, "models": "resnet20"},
-         "medium": {"epochs": 15, "train_limit": None, "models": "resnet20"},
-         "full": {"epochs": 100, "train_limit": None, "models": "resnet56"}}
+# The fine-tuning recipe is the same for every method of a mode; the GPU mode takes bigger batches (lr scaled alike).
+MODES = {"quick": {"epochs": 1, "train_limit": 10000, "models": "resnet20", "batch_size": 128, "lr": 0.01},
+         "medium": {"epochs": 15, "train_limit": None, "models": "resnet20", "batch_size": 128, "lr": 0.01},
+         "full": {"epochs": 100, "train_limit": None, "models": "resnet56", "batch_size": 512, "lr": 0.04}}
 METHODS = "dense-ft,ecc,halp,uniform,tp,global,netadapt,joint"
-LR = CompressConfig.lr
 
 
 def main() -> None:
@@ -69,6 +70,7 @@ def main() -> None:
     spec = MODES[args.mode]
     epochs = args.epochs if args.epochs is not None else spec["epochs"]
     limit = args.train_limit if args.train_limit is not None else spec["train_limit"]
+    recipe = {"train_limit": limit, "epochs": epochs, "batch_size": spec["batch_size"], "lr": spec["lr"]}
     path = RESULTS / f"compression_quality-{args.mode}.json"
     work = RESULTS / "work" / args.mode
     carry = RESULTS / "carry" / args.mode
@@ -86,7 +88,8 @@ def main() -> None:
         weights = SHARED / "pretrained" / "cifar-resnet" / WEIGHTS[name]
 
         def set_dense(state):
-            state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=LR, distill=True,
+            state.update(mode=args.mode, epochs=epochs, train_limit=limit, lr=spec["lr"], batch_size=spec["batch_size"],
+                         distill=True,
                          device="local CPU, onnxruntime, 1 thread (latency measured; energy not used)")
             state["dense"].setdefault(name, None)
         dense = update_state(path, set_dense)["dense"][name]
@@ -109,7 +112,7 @@ def main() -> None:
                 if finished and not args.update:
                     continue
                 print(f"  {method} @ {frac if frac else 'dense'}: running", flush=True)
-                run = run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work, args.min_keep)
+                run = run_cell(name, weights, data_src, recipe, frac, method, dense, work, args.min_keep)
 
                 def add_run(state):
                     state["runs"] = [r for r in state["runs"] if cell_key(r) != key] + [run]
@@ -202,9 +205,11 @@ def dense_reference(name: str, weights: Path, data_src: str, limit: int | None) 
             "macs": int(network_macs(build_layer_space(net, shape))), "params": sum(p.numel() for p in net.parameters())}
 
 
-def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: Path,
+def run_cell(name, weights, data_src, recipe: dict, frac, method, dense, work: Path,
              min_keep: float | None = None) -> dict:
-    """One cell: a compress run, the Torch-Pruning baseline, or the dense model fine-tuned alike (frac None)."""
+    """One cell: a compress run, the Torch-Pruning baseline, or the dense model fine-tuned alike (frac None);
+    ``recipe``: train_limit, epochs, batch_size, lr."""
+    limit, epochs = recipe["train_limit"], recipe["epochs"]
     out = work / cell_name((name, frac, method))  # compress and fine_tune resume from what is there when it fits
     t0 = time.perf_counter()
     base = {"model": name, "budget": frac, "method": method, "epochs": epochs}
@@ -214,17 +219,17 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
         base["min_keep"] = min_keep
     try:
         if method == "dense-ft":
-            return base | dense_finetuned(name, weights, data_src, limit, epochs, dense, out) | wall(t0)
+            return base | dense_finetuned(name, weights, data_src, recipe, dense, out) | wall(t0)
         # The budget goes to compress as a fraction: compress prices it against its cost model's dense prediction and
         # decides on drift-corrected measurements, so a busy neighbour core or a slower VM cannot move it. (An absolute
         # ms budget from a dense timing taken at the cell's start did: one such timing read 1.35 ms, quiet is 0.67.)
         net, shape = build_model(name, weights)
         dense_onnx = to_onnx_bytes(net, shape)
         if method == "tp":
-            return base | tp_cell(name, weights, data_src, limit, epochs, frac, dense, out) | wall(t0)
+            return base | tp_cell(name, weights, data_src, recipe, frac, dense, out) | wall(t0)
         cfg = CompressConfig(model=name, weights=str(weights), data=data_src, metric="latency",
                              budget=str(frac), method=method, epochs=epochs, out=str(out), data_limit=limit,
-                             lr=LR, settings=settings)
+                             lr=recipe["lr"], batch_size=recipe["batch_size"], settings=settings)
         s = compress(cfg)
         over = ratio_to_dense(open_device("local"), (out / "model.onnx").read_bytes(), dense_onnx) / frac
     except InfeasibleBudget as exc:  # the method's floor (as the cost model prices it) is above the budget
@@ -241,28 +246,29 @@ def run_cell(name, weights, data_src, limit, epochs, frac, method, dense, work: 
                    "closed_loop": [{k: r[k] for k in ("predicted", "measured", "measured_over_budget")}
                                    for r in s["closed_loop"]["rounds"]],
                    "accuracy_before_fine_tune": s["schedule"]["history"][0].get("accuracy_before_fine_tune"),
-                   "phases_s": s["timings_s"], "estimates_s": s["estimates_s"]} | wall(t0)
+                   "phases_s": s["timings_s"], "estimates_s": s["estimates_s"],
+                   "resumed_selection": s["resumed_selection"]} | wall(t0)
 
 
-def dense_finetuned(name, weights, data_src, limit, epochs, dense, out: Path) -> dict:
+def dense_finetuned(name, weights, data_src, recipe: dict, dense, out: Path) -> dict:
     """The reference: the pretrained dense model fine-tuned with the same recipe (distilled from itself)."""
-    data = load_data(data_src, limit=limit)
+    data, epochs = load_data(data_src, batch_size=recipe["batch_size"], limit=recipe["train_limit"]), recipe["epochs"]
     net, shape = build_model(name, weights)
     teacher = copy.deepcopy(net).eval()
     tick = time.perf_counter()
-    fine_tune(net, data, epochs, lr=LR, warmup_epochs=min(1.0, 0.1 * epochs), teacher=teacher,
+    fine_tune(net, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs), teacher=teacher,
               checkpoint_dir=out / "checkpoints")
     return {"accuracy": evaluate(net, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
             "measured_ms": measured_ms(open_device("local"), net, shape), "params": dense["params"],
             "phases_s": {"fine_tuning": round(time.perf_counter() - tick, 1)}}
 
 
-def tp_cell(name, weights, data_src, limit, epochs, frac, dense, out: Path) -> dict:
+def tp_cell(name, weights, data_src, recipe: dict, frac, dense, out: Path) -> dict:
     """Torch-Pruning's pruner bisected to the measured budget, then the same fine-tuning as compress."""
     import torch
     import torch_pruning as tp
 
-    data = load_data(data_src, limit=limit)
+    data, epochs = load_data(data_src, batch_size=recipe["batch_size"], limit=recipe["train_limit"]), recipe["epochs"]
     net, shape = build_model(name, weights)
     device = open_device("local")
     tick = time.perf_counter()
@@ -276,9 +282,10 @@ def tp_cell(name, weights, data_src, limit, epochs, frac, dense, out: Path) -> d
         torch.save({"model": pruned, "search": search}, saved)
     phases = {"selection": round(time.perf_counter() - tick, 1)}
     tick = time.perf_counter()
-    fine_tune(pruned, data, epochs, lr=LR, warmup_epochs=min(1.0, 0.1 * epochs), teacher=copy.deepcopy(net).eval(),
+    fine_tune(pruned, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs), teacher=copy.deepcopy(net).eval(),
               checkpoint_dir=out / "checkpoints")
     phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
+    pruned = on_cpu(pruned)  # fine-tuned on a GPU, where there is one; measured and counted on the CPU
     macs, params = tp.utils.count_ops_and_params(pruned, torch.zeros(*shape))
     over = ratio_to_dense(device, to_onnx_bytes(pruned, shape), to_onnx_bytes(net, shape)) / frac
     return {"accuracy": evaluate(pruned, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
@@ -338,8 +345,9 @@ def check_targets(runs: list[dict]) -> dict:
             cell["budget_ratio_ok"] = {m: 0.95 <= r["measured_over_budget"] <= 1.03
                                        for (b, m), r in by.items() if b == frac and "measured_over_budget" in r}
             if (frac, "ecc") in by and "phases_s" in by[(frac, "ecc")]:
-                phases = by[(frac, "ecc")]["phases_s"]
-                cell["ecc_admm_share_of_wall"] = phases.get("selection", 0.0) / by[(frac, "ecc")]["wall_s"]
+                phases = by[(frac, "ecc")]["phases_s"]  # this process's phases: a resumed run's cover only the rest
+                cell["ecc_admm_share_of_wall"] = (None if by[(frac, "ecc")].get("resumed_selection")
+                                                  else phases.get("selection", 0.0) / sum(phases.values()))
             out[f"{model}@{frac}"] = out.get(f"{model}@{frac}", {}) | cell
     return out
 

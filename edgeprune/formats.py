@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import warnings
@@ -26,9 +27,16 @@ def runtime_format(runtime: str) -> str:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {sorted(FORMATS)}") from None
 
 
+def on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` itself when it is on the CPU, else a CPU copy (a model fine-tuned on a GPU is exported from it)."""
+    if all(t.device.type == "cpu" for t in [*model.parameters(), *model.buffers()]):
+        return model
+    return copy.deepcopy(model).cpu()
+
+
 def to_onnx_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
     """Export with static shapes; input/output named ``input``/``output``; BN folded into conv (eval mode)."""
-    model = model.eval()
+    model = on_cpu(model).eval()
     example = torch.zeros(*input_shape)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -55,7 +63,7 @@ def to_tflite_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> bytes:
             warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            converted = litert_torch.convert(model.eval(), (example,))
+            converted = litert_torch.convert(on_cpu(model).eval(), (example,))
             # model_content() prints progress too: keep it inside the redirect (stdout carries --json output).
             return bytes(converted.model_content())
         except Exception as exc:  # litert-torch raises many unrelated types for unsupported graphs

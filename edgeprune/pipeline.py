@@ -41,6 +41,7 @@ from edgeprune.prune.schedule import prune_on_schedule
 from edgeprune.selection_store import config_digest, load_selection, save_selection
 from edgeprune.tables.store import LatencyTable
 from edgeprune.train import fine_tune, recalibrate_bn
+from edgeprune.train.distributed import pick_device
 from edgeprune.train.objective import score
 
 # A first compress calibrates on the spot: 0.15 s per point (not calibrate's 0.3 s) halves that wait (ResNet-20 here:
@@ -249,7 +250,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     device = open_device(cfg.device)
     with timed(timings, "cost_model"):
         cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, cost_model, reporter)
-    work = copy.deepcopy(net)
+    work = copy.deepcopy(net).to(pick_device())  # selection trains (ADMM, short tunes) where fine-tuning will
     ctx = Context(work, space, cost_model, data, METRIC_UNITS[cfg.metric], cfg.round_to, criterion,
                   cfg.criterion_batches, cfg.lr, prune_epochs, Path(cfg.out), say, reporter)
     cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))

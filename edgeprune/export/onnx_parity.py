@@ -13,7 +13,7 @@ import torch.nn as nn
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.samples import take_samples
 from edgeprune.files import atomic_write
-from edgeprune.formats import to_onnx_bytes
+from edgeprune.formats import on_cpu, to_onnx_bytes
 from edgeprune.models.layer_space import output_tensors
 
 
@@ -42,7 +42,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
     path = atomic_write(path, data)
     if loader is None:
         return None
-    report = check_parity(model, data, take_samples(loader, samples), atol, min_agreement)
+    report = check_parity(on_cpu(model), data, take_samples(loader, samples), atol, min_agreement)
     if not report.passed:
         raise ParityError(f"{path}: ONNX output differs from torch (max |diff| {report.max_abs_diff:.2e} > "
                           f"{atol:g} or top-1 agreement {report.top1_agreement:.1%} < {min_agreement:.0%})")

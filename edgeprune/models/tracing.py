@@ -62,6 +62,13 @@ class _ShuffleAwareGraph(tp.DependencyGraph):
         self.shuffles = install_shuffle_mappings(module2node, self.recorded.shuffle)
 
 
+def module_device(model: nn.Module) -> torch.device:
+    """Device of the first parameter (CPU for a parameter-free model)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
 def _where(dg: tp.DependencyGraph) -> str:
     """The op whose index mapping fails, named after the nearest module that feeds it."""
     for node in dg.module2node.values():

@@ -11,13 +11,14 @@ import torch.nn as nn
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
+from edgeprune.models.tracing import module_device
 from edgeprune.progress import SILENT, Progress
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.structure.channel_slices import channel_norms, group_slices
 from edgeprune.prune.importance import channel_importance, keep_top
 from edgeprune.structure.physical import keep_floor
 from edgeprune.prune.result import PruneResult
-from edgeprune.train.objective import task_loss
+from edgeprune.train.objective import task_loss, to_device
 
 
 MAX_ROUNDS = 40
@@ -114,7 +115,8 @@ class _Admm:
         """Z = W + U with each group's weakest channels zeroed; U += W − Z; returns the pruned share of W."""
         masks = {k: torch.ones_like(p) for k, p in self.params.items()}
         for g, w in zip(self.groups, widths):
-            keep = torch.zeros(self.slices[g][0][0].shape[self.slices[g][0][1]])
+            first, dim = self.slices[g][0]
+            keep = torch.zeros(first.shape[dim], device=first.device)
             keep[self.top(g, w, self.norms(g))] = 1.0
             for p, dim in self.slices[g]:
                 shape = [1] * p.dim()
@@ -131,7 +133,7 @@ class _Admm:
 
     def top(self, g: str, w: int, norms: torch.Tensor) -> list[int]:
         """The ``w`` channels of group ``g`` with the largest norms (same positions in every conv-group chunk)."""
-        return keep_top({g: norms.numpy()}, {g: w}, self.divisors)[g]
+        return keep_top({g: norms.cpu().numpy()}, {g: w}, self.divisors)[g]
 
     def penalty(self) -> torch.Tensor:
         return sum((p - self.Z[k] + self.U[k]).pow(2).sum() for k, p in self.params.items())
@@ -151,6 +153,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
                                f"{floor:.4g} (predicted) — above the budget {budget_abs:.4g}; lower min_keep "
                                "(--min-keep) or raise the budget")
     admm = _Admm(model, space, groups)
+    device = module_device(model)
     steps = _steps(space, groups, settings)
     widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=5e-4)
@@ -163,7 +166,8 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
         model.train()
         for _ in range(round_steps):
             x, target = next(batches)[:2]
-            loss = task_loss(model(x), target, getattr(data, "loss_fn", None)) + rho / 2 * admm.penalty()
+            loss = task_loss(model(x.to(device)), to_device(target, device), getattr(data, "loss_fn", None))
+            loss = loss + rho / 2 * admm.penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -210,7 +214,7 @@ def select_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, width
         final = _meet_budget(dict(widths), *args)
     else:
         final = _grow_to_budget(dict(widths), *args)
-    kept = {g: keep_top({g: channel_norms(slices[g]).numpy()}, {g: w}, divisors)[g] for g, w in final.items()}
+    kept = {g: keep_top({g: channel_norms(slices[g]).cpu().numpy()}, {g: w}, divisors)[g] for g, w in final.items()}
     return PruneResult("ecc", final, kept, float(cost_model.predict([final])[0]), list(history or []))
 
 
@@ -220,7 +224,7 @@ def _strengths(model: nn.Module, space: LayerSpace, groups: list[str], s: EccSet
     if s.strength == "taylor":
         scores = channel_importance(model, space, "taylor", data, s.strength_batches)
         return [torch.sort(torch.from_numpy(scores[g]), descending=True).values for g in groups]
-    return [torch.sort(n / n.mean().clamp(min=1e-12), descending=True).values for n in map(norms, groups)]
+    return [torch.sort(n / n.mean().clamp(min=1e-12), descending=True).values.cpu() for n in map(norms, groups)]
 
 
 def _dual_widths(strengths, price, cost_model, groups, dense, budget, s: EccSettings, steps: list[int]):

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.models.tracing import dependency_graph
+from edgeprune.models.tracing import dependency_graph, module_device
 
 
 def build_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
@@ -14,16 +14,9 @@ def build_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.Dependency
     was_training = model.training
     model.eval()
     try:
-        return dependency_graph(model, torch.zeros(*input_shape, device=_device(model)))
+        return dependency_graph(model, torch.zeros(*input_shape, device=module_device(model)))
     finally:
         model.train(was_training)
-
-
-def _device(model: nn.Module) -> torch.device:
-    """Device of the first parameter (CPU for a parameter-free model)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def group_root(model: nn.Module, group_name: str) -> nn.Module:

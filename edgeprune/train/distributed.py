@@ -36,7 +36,7 @@ class DistContext:
         return self.rank == 0
 
 
-def _pick_device(device: str | torch.device, local_rank: int) -> torch.device:
+def pick_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """Resolve 'auto' to cuda (this rank's GPU) when available, else cpu."""
     if str(device) != "auto":
         return torch.device(device)
@@ -47,9 +47,9 @@ def setup(device: str | torch.device = "auto") -> DistContext:
     """Read torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK) and join the process group if WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistContext(device=_pick_device(device, 0))
+        return DistContext(device=pick_device(device, 0))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = _pick_device(device, local_rank)
+    chosen = pick_device(device, local_rank)
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     if not dist.is_initialized():
