@@ -100,3 +100,15 @@ def test_cli_json_and_missing_data(trained, model_dir, tmp_path):
     bare = save_dir(tmp_path / "bare", net, shape, meta={})
     res = CliRunner().invoke(app, ["export", "--model-dir", str(bare), "--int8", "--json"])
     assert res.exit_code == 1 and "--data" in json.loads(res.stdout)["error"]
+
+
+def test_parity_tolerance_grows_with_the_output_scale(trained):
+    net, shape, data = trained
+    x = take_samples(data.val, 16)
+    loud = torch.nn.Sequential(net, torch.nn.Linear(10, 10))  # logits in the tens: float32 rounding grows alike
+    with torch.no_grad():
+        loud[1].weight.copy_(torch.eye(10) * 1000.0)
+        loud[1].bias.zero_()
+    report = check_parity(loud, to_onnx_bytes(loud, shape), x)
+    assert report.output_scale > 100 and report.passed
+    assert report.max_abs_diff <= report.atol * report.output_scale

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from edgeprune.export.onnx_parity import ParityError, ParityReport
+from edgeprune.export.onnx_parity import ParityError, ParityReport, output_scale
 from edgeprune.export.samples import take_samples
 from edgeprune.files import atomic_write
-from edgeprune.formats import ExportError, to_tflite_bytes
+from edgeprune.formats import ExportError, on_cpu, to_tflite_bytes
 
 
 class NHWCInput(nn.Module):
@@ -88,13 +88,14 @@ def check_tflite_parity(model: nn.Module, tflite_bytes: bytes, x: torch.Tensor, 
                         atol: float = 1e-3, min_agreement: float = 0.99) -> ParityReport:
     """Max abs difference and top-1 agreement between torch (NCHW ``x``) and LiteRT (``x`` permuted if NHWC)."""
     with torch.no_grad():
-        ref = model.eval()(x).numpy()
+        ref = on_cpu(model).eval()(x).numpy()
     feed = x.permute(0, 2, 3, 1).contiguous().numpy() if nhwc else x.numpy()
     got = run_tflite(tflite_bytes, feed).astype(np.float32)
     diff = float(np.abs(ref - got).max())
     agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
-    return ParityReport(len(x), diff, agree, atol, diff <= atol and agree >= min_agreement,
-                        "NHWC" if nhwc else "NCHW")
+    scale = output_scale([ref])
+    return ParityReport(len(x), diff, agree, atol, diff <= atol * scale and agree >= min_agreement,
+                        "NHWC" if nhwc else "NCHW", scale)
 
 
 def tflite_bytes(model: nn.Module, input_shape: tuple[int, ...], nhwc: bool = False) -> bytes:
@@ -118,5 +119,6 @@ def export_tflite(model: nn.Module, input_shape: tuple[int, ...], path: str | Pa
     report = check_tflite_parity(model, data, take_samples(loader, samples), nhwc, atol, min_agreement)
     if not report.passed:
         raise ParityError(f"{path}: TFLite output differs from torch (max |diff| {report.max_abs_diff:.2e} > "
-                          f"{atol:g} or top-1 agreement {report.top1_agreement:.1%} < {min_agreement:.0%})")
+                          f"{atol:g} × output scale {report.output_scale:.3g} or top-1 agreement "
+                          f"{report.top1_agreement:.1%} < {min_agreement:.0%})")
     return report
