@@ -250,7 +250,8 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
     device = open_device(cfg.device)
     with timed(timings, "cost_model"):
         cost_model, meta, cm_path = ensure_cost_model(cfg, device, net, space, say, cost_model, reporter)
-    work = copy.deepcopy(net).to(pick_device())  # selection trains (ADMM, short tunes) where fine-tuning will
+    trains_on = pick_device()  # selection trains (ADMM, short tunes) where fine-tuning will: a GPU if there is one
+    work = copy.deepcopy(net).to(trains_on)
     ctx = Context(work, space, cost_model, data, METRIC_UNITS[cfg.metric], cfg.round_to, criterion,
                   cfg.criterion_batches, cfg.lr, prune_epochs, Path(cfg.out), say, reporter)
     cfg = dataclasses.replace(cfg, settings=method.prepare(cfg.settings or method.settings(), ctx))
@@ -284,7 +285,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         save_selection(out, selected, cfg.model, shape, loop, digest, timings)
     result = loop.result
     say(f"{cfg.method}: widths {result.widths}, predicted {result.predicted_cost:.4g} {budget.unit}; "
-        f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s)"
+        f"{cfg.schedule} pruning ({criterion} channels), fine-tuning {cfg.epochs} epoch(s) on {trains_on}"
         f"{' distilled from the dense model' if teacher is not None else ''}")
     with timed(timings, "fine_tuning"):
         pruned, kept, steps = _remove_and_tune(cfg, work, selected, space, result, data, teacher, criterion,
@@ -337,7 +338,7 @@ def run(cfg: CompressConfig, say: Say = lambda _: None, reporter: Progress = SIL
         "measurements": {"compressed": measured, "dense": dense_measured},
         "training": {"epochs": cfg.epochs, "distilled": teacher is not None, **tune_settings(cfg),
                      "batch_size": cfg.batch_size,
-                     "pruning_epochs": prune_epochs if method.phase else None},
+                     "pruning_epochs": prune_epochs if method.phase else None, "device": str(trains_on)},
         "settings": dataclasses.asdict(cfg.settings),
         "estimates_s": estimates, "timings_s": timings, "resumed_selection": resumed is not None,
         "parity": parity.to_dict(), "data": data.name,

@@ -7,6 +7,7 @@ import torch
 
 from conftest import FAST, run_cli
 from edgeprune.prune.artifact import load_compressed
+from edgeprune.train.distributed import pick_device
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_rerun_resumes_after_the_saved_selection_and_reports_outcomes(workspace)
         assert s["accuracy_change"] == pytest.approx(s["compressed"]["accuracy"] - s["dense"]["accuracy"])
         assert isinstance(s["warnings"], list) and s["closed_loop"]["stopped"]
         assert s["training"]["distilled"] is False and set(s["timings_s"]) >= {"selection", "fine_tuning"}
-    assert changed["training"]["lr"] == 0.02
+    assert changed["training"]["lr"] == 0.02 and changed["training"]["device"] == str(pick_device())
 
 
 def test_halp_compresses_within_the_predicted_budget(workspace):
