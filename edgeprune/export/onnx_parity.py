@@ -46,7 +46,8 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
     report = check_parity(on_cpu(model), data, take_samples(loader, samples), atol, min_agreement)
     if not report.passed:
         raise ParityError(f"{path}: ONNX output differs from torch (max |diff| {report.max_abs_diff:.2e} > "
-                          f"{atol:g} × output scale {report.output_scale:.3g} or top-1 agreement {report.top1_agreement:.1%} < {min_agreement:.0%})")
+                          f"{atol:g} × output scale {report.output_scale:.3g} or top-1 agreement "
+                          f"{report.top1_agreement:.1%} < {min_agreement:.0%})")
     return report
 
 
