@@ -282,7 +282,8 @@ def tp_cell(name, weights, data_src, recipe: dict, frac, dense, out: Path) -> di
         torch.save({"model": pruned, "search": search}, saved)
     phases = {"selection": round(time.perf_counter() - tick, 1)}
     tick = time.perf_counter()
-    fine_tune(pruned, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs), teacher=copy.deepcopy(net).eval(),
+    fine_tune(pruned, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs),
+              teacher=copy.deepcopy(net).eval(),
               checkpoint_dir=out / "checkpoints")
     phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
     pruned = on_cpu(pruned)  # fine-tuned on a GPU, where there is one; measured and counted on the CPU
