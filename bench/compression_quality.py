@@ -250,14 +250,24 @@ def run_cell(name, weights, data_src, recipe: dict, frac, method, dense, work: P
                    "resumed_selection": s["resumed_selection"]} | wall(t0)
 
 
+def recipe_data(data_src: str, recipe: dict):
+    """The mode's training data, batched as its recipe says."""
+    return load_data(data_src, batch_size=recipe["batch_size"], limit=recipe["train_limit"])
+
+
+def tune_alike(model, data, recipe: dict, teacher, out: Path) -> None:
+    """Fine-tune ``model`` with the mode's recipe, distilled from ``teacher``, as compress does (resumable)."""
+    epochs = recipe["epochs"]
+    fine_tune(model, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs),
+              teacher=copy.deepcopy(teacher).eval(), checkpoint_dir=out / "checkpoints")
+
+
 def dense_finetuned(name, weights, data_src, recipe: dict, dense, out: Path) -> dict:
     """The reference: the pretrained dense model fine-tuned with the same recipe (distilled from itself)."""
-    data, epochs = load_data(data_src, batch_size=recipe["batch_size"], limit=recipe["train_limit"]), recipe["epochs"]
+    data = recipe_data(data_src, recipe)
     net, shape = build_model(name, weights)
-    teacher = copy.deepcopy(net).eval()
     tick = time.perf_counter()
-    fine_tune(net, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs), teacher=teacher,
-              checkpoint_dir=out / "checkpoints")
+    tune_alike(net, data, recipe, net, out)
     return {"accuracy": evaluate(net, data.val)["accuracy"], "dense_accuracy": dense["accuracy"],
             "measured_ms": measured_ms(open_device("local"), net, shape), "params": dense["params"],
             "phases_s": {"fine_tuning": round(time.perf_counter() - tick, 1)}}
@@ -268,7 +278,7 @@ def tp_cell(name, weights, data_src, recipe: dict, frac, dense, out: Path) -> di
     import torch
     import torch_pruning as tp
 
-    data, epochs = load_data(data_src, batch_size=recipe["batch_size"], limit=recipe["train_limit"]), recipe["epochs"]
+    data = recipe_data(data_src, recipe)
     net, shape = build_model(name, weights)
     device = open_device("local")
     tick = time.perf_counter()
@@ -282,9 +292,7 @@ def tp_cell(name, weights, data_src, recipe: dict, frac, dense, out: Path) -> di
         torch.save({"model": pruned, "search": search}, saved)
     phases = {"selection": round(time.perf_counter() - tick, 1)}
     tick = time.perf_counter()
-    fine_tune(pruned, data, epochs, lr=recipe["lr"], warmup_epochs=min(1.0, 0.1 * epochs),
-              teacher=copy.deepcopy(net).eval(),
-              checkpoint_dir=out / "checkpoints")
+    tune_alike(pruned, data, recipe, net, out)
     phases["fine_tuning"] = round(time.perf_counter() - tick, 1)
     pruned = on_cpu(pruned)  # fine-tuned on a GPU, where there is one; measured and counted on the CPU
     macs, params = tp.utils.count_ops_and_params(pruned, torch.zeros(*shape))

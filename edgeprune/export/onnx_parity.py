@@ -38,12 +38,13 @@ class ParityReport:
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, loader=None,
                 samples: int = 64, atol: float = 1e-3, min_agreement: float = 0.99) -> ParityReport | None:
     """Write ``path``, validate it with onnx.checker and, given a loader, compare outputs with torch."""
+    model = on_cpu(model)  # one CPU copy of a GPU-trained model, for the export and the parity check
     data = to_onnx_bytes(model, input_shape)
     onnx.checker.check_model(onnx.load_from_string(data))
     path = atomic_write(path, data)
     if loader is None:
         return None
-    report = check_parity(on_cpu(model), data, take_samples(loader, samples), atol, min_agreement)
+    report = check_parity(model, data, take_samples(loader, samples), atol, min_agreement)
     if not report.passed:
         raise ParityError(f"{path}: ONNX output differs from torch (max |diff| {report.max_abs_diff:.2e} > "
                           f"{atol:g} × output scale {report.output_scale:.3g} or top-1 agreement "

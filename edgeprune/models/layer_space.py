@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from edgeprune.models.coupling import balanced_divisor, is_one_to_one, one_to_one_root
-from edgeprune.models.tracing import dependency_graph, module_device
+from edgeprune.models.tracing import dependency_graph, model_device
 
 MEASURED_TYPES = (nn.Conv2d, nn.Linear)
 
@@ -197,7 +197,7 @@ def _group_is_consistent(group, dg, same_width: bool = True) -> tuple[bool, str 
 def build_layer_space(model: nn.Module, input_shape: tuple[int, ...]) -> LayerSpace:
     """List every conv/linear layer with its signature, widths and coupled channel groups (via torch-pruning)."""
     model = model.eval()
-    example = torch.randn(*input_shape, device=module_device(model))
+    example = torch.randn(*input_shape, device=model_device(model))
     names = {m: n for n, m in model.named_modules()}
     in_sizes = _input_sizes(model, example)
     dg = dependency_graph(model, example)

@@ -62,10 +62,10 @@ class _ShuffleAwareGraph(tp.DependencyGraph):
         self.shuffles = install_shuffle_mappings(module2node, self.recorded.shuffle)
 
 
-def module_device(model: nn.Module) -> torch.device:
-    """Device of the first parameter (CPU for a parameter-free model)."""
-    for p in model.parameters():
-        return p.device
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
     return torch.device("cpu")
 
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 from edgeprune.costmodel.model import CostModel
 from edgeprune.costmodel.torch_cost import differentiable_cost
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.models.tracing import module_device
+from edgeprune.models.tracing import model_device
 from edgeprune.progress import SILENT, Progress
 from edgeprune.prune.budget import InfeasibleBudget
 from edgeprune.structure.channel_slices import channel_norms, group_slices
@@ -153,7 +153,7 @@ def prune_ecc(model: nn.Module, space: LayerSpace, cost_model: CostModel, budget
                                f"{floor:.4g} (predicted) — above the budget {budget_abs:.4g}; lower min_keep "
                                "(--min-keep) or raise the budget")
     admm = _Admm(model, space, groups)
-    device = module_device(model)
+    device = model_device(model)
     steps = _steps(space, groups, settings)
     widths = torch.tensor(dense, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=5e-4)

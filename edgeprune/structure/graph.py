@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch_pruning as tp
 
 from edgeprune.models.layer_space import LayerSpace
-from edgeprune.models.tracing import dependency_graph, module_device
+from edgeprune.models.tracing import dependency_graph, model_device
 
 
 def build_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.DependencyGraph:
@@ -14,7 +14,7 @@ def build_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.Dependency
     was_training = model.training
     model.eval()
     try:
-        return dependency_graph(model, torch.zeros(*input_shape, device=module_device(model)))
+        return dependency_graph(model, torch.zeros(*input_shape, device=model_device(model)))
     finally:
         model.train(was_training)
 

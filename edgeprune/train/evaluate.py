@@ -8,19 +8,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.models.tracing import model_device
 
 __all__ = ["TrainError", "evaluate", "model_device"]
 
 
 class TrainError(EdgepruneError):
     """Training or evaluation cannot go on (bad arguments, empty data, diverged loss)."""
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def evaluate(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> dict:
